@@ -1,0 +1,459 @@
+//! The single-node journal: one redb database file in `data_dir`, written by one thread that batches
+//! concurrent appends into one transaction (group commit: one fsync answers many requests).
+//!
+//! Tables, all in the same database so one transaction covers them:
+//! - `events`: `seq → record` (see `record.rs`)
+//! - `keys`: `dedup key → (seq, expires_at)`; `expiry`: `(expires_at, seq) → key`, to prune in TTL order
+//! - `checkpoints`: `consumer → next seq`; `meta`: `next_seq`, `bytes`, `entries`
+//!
+//! The dedup check reads `keys` inside the same write transaction that inserts the event, so two concurrent
+//! deliveries of one id are serialised by the writer: the first is stored, the second sees its key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{decode, encode};
+use super::{Appended, BoxFuture, Entry, Journal, JournalError, JournalStats, Record};
+use crate::clock::SharedClock;
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const KEYS: TableDefinition<&str, (u64, i64)> = TableDefinition::new("keys");
+const EXPIRY: TableDefinition<(i64, u64), &str> = TableDefinition::new("expiry");
+const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Most records deleted (trim) or keys forgotten (prune) in one transaction, so housekeeping never holds the
+/// writer for long.
+const HOUSEKEEPING_BATCH: usize = 10_000;
+
+/// The journal file inside `data_dir`.
+pub const FILE_NAME: &str = "journal.redb";
+
+/// Tuning of the embedded journal.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Disk budget for stored records.
+    pub max_bytes: u64,
+    /// Appends waiting for the writer.
+    pub queue: usize,
+    /// Most appends in one transaction.
+    pub max_batch: usize,
+}
+
+/// Observes each group commit: how many appends it carried and how long the transaction took.
+pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
+
+enum Command {
+    Append { entry: Entry, ttl: i64, reply: oneshot::Sender<Result<Appended, JournalError>> },
+    Checkpoint { consumer: String, next: u64, reply: oneshot::Sender<Result<(), JournalError>> },
+    Trim { reply: oneshot::Sender<Result<u64, JournalError>> },
+    Prune { reply: oneshot::Sender<Result<u64, JournalError>> },
+}
+
+#[derive(Default)]
+struct Counters {
+    next_seq: AtomicU64,
+    first_seq: AtomicU64,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+    keys: AtomicU64,
+}
+
+/// The embedded, redb-backed journal.
+pub struct EmbeddedJournal {
+    db: Arc<Database>,
+    tx: Option<mpsc::Sender<Command>>,
+    counters: Arc<Counters>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+fn storage(op: &'static str) -> impl Fn(redb::Error) -> JournalError {
+    move |e| JournalError::Storage { op, message: e.to_string() }
+}
+
+macro_rules! try_db {
+    ($op:expr, $e:expr) => {
+        $e.map_err(|e| storage($op)(redb::Error::from(e)))
+    };
+}
+
+impl EmbeddedJournal {
+    /// Opens (or creates) the journal in `dir`, starting its writer thread.
+    ///
+    /// # Errors
+    /// When the directory or database cannot be created or opened (for example, another hooklake holds it).
+    pub fn open(
+        dir: &Path,
+        options: Options,
+        clock: SharedClock,
+        on_commit: Option<CommitObserver>,
+    ) -> Result<Self, JournalError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| JournalError::Storage { op: "create data_dir", message: format!("{}: {e}", dir.display()) })?;
+        let path = dir.join(FILE_NAME);
+        let db = Arc::new(try_db!("open", Database::create(&path))?);
+        let counters = Arc::new(Counters::default());
+        {
+            let txn = try_db!("open", db.begin_write())?;
+            {
+                // Create every table so readers never meet a missing one.
+                let events = try_db!("open", txn.open_table(EVENTS))?;
+                let keys = try_db!("open", txn.open_table(KEYS))?;
+                try_db!("open", txn.open_table(EXPIRY))?;
+                try_db!("open", txn.open_table(CHECKPOINTS))?;
+                let meta = try_db!("open", txn.open_table(META))?;
+                let get = |k: &str| -> Result<u64, JournalError> {
+                    Ok(try_db!("open", meta.get(k))?.map_or(0, |v| v.value()))
+                };
+                let next_seq = get("next_seq")?;
+                counters.next_seq.store(next_seq, Ordering::SeqCst);
+                counters.bytes.store(get("bytes")?, Ordering::SeqCst);
+                counters.entries.store(try_db!("open", events.len())?, Ordering::SeqCst);
+                counters.keys.store(try_db!("open", keys.len())?, Ordering::SeqCst);
+                let first = try_db!("open", events.first())?.map_or(next_seq, |(k, _)| k.value());
+                counters.first_seq.store(first, Ordering::SeqCst);
+            }
+            try_db!("open", txn.commit())?;
+        }
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let writer = Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit };
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| JournalError::Storage { op: "start writer", message: e.to_string() })?;
+        Ok(Self { db, tx: Some(tx), counters, writer: Some(writer), path })
+    }
+
+    /// Where the database file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the commands already queued, and waits for it.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            // A panicked writer has nothing left to flush; the journal on disk is still consistent.
+            let _ = w.join();
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> Command,
+    ) -> Result<T, JournalError> {
+        let tx = self.tx.as_ref().ok_or(JournalError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(reply)).await.map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+}
+
+impl Drop for EmbeddedJournal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Journal for EmbeddedJournal {
+    fn append(&self, entry: Entry, dedup_ttl_micros: i64) -> BoxFuture<'_, Result<Appended, JournalError>> {
+        Box::pin(self.send(move |reply| Command::Append { entry, ttl: dedup_ttl_micros, reply }))
+    }
+
+    fn read(&self, from: u64, max: usize) -> BoxFuture<'_, Result<Vec<Record>, JournalError>> {
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || read_range(&db, from, max))
+                .await
+                .map_err(|e| JournalError::Storage { op: "read", message: e.to_string() })?
+        })
+    }
+
+    fn checkpoint(&self, consumer: &str) -> BoxFuture<'_, Result<Option<u64>, JournalError>> {
+        let consumer = consumer.to_owned();
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            let txn = try_db!("read checkpoint", db.begin_read())?;
+            let t = try_db!("read checkpoint", txn.open_table(CHECKPOINTS))?;
+            Ok(try_db!("read checkpoint", t.get(consumer.as_str()))?.map(|v| v.value()))
+        })
+    }
+
+    fn commit_checkpoint(&self, consumer: &str, next: u64) -> BoxFuture<'_, Result<(), JournalError>> {
+        let consumer = consumer.to_owned();
+        Box::pin(self.send(move |reply| Command::Checkpoint { consumer, next, reply }))
+    }
+
+    fn trim(&self) -> BoxFuture<'_, Result<u64, JournalError>> {
+        Box::pin(self.send(|reply| Command::Trim { reply }))
+    }
+
+    fn prune_keys(&self) -> BoxFuture<'_, Result<u64, JournalError>> {
+        Box::pin(self.send(|reply| Command::Prune { reply }))
+    }
+
+    fn stats(&self) -> JournalStats {
+        let c = &self.counters;
+        JournalStats {
+            next_seq: c.next_seq.load(Ordering::Relaxed),
+            first_seq: c.first_seq.load(Ordering::Relaxed),
+            entries: c.entries.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            keys: c.keys.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn read_range(db: &Database, from: u64, max: usize) -> Result<Vec<Record>, JournalError> {
+    let txn = try_db!("read", db.begin_read())?;
+    let events = try_db!("read", txn.open_table(EVENTS))?;
+    let mut out = Vec::new();
+    for item in try_db!("read", events.range(from..))?.take(max) {
+        let (k, v) = try_db!("read", item)?;
+        let seq = k.value();
+        let entry = decode(v.value()).map_err(|source| JournalError::Corrupt { seq, source })?;
+        out.push(Record { seq, entry });
+    }
+    Ok(out)
+}
+
+struct Writer {
+    db: Arc<Database>,
+    counters: Arc<Counters>,
+    options: Options,
+    clock: SharedClock,
+    on_commit: Option<CommitObserver>,
+}
+
+type AppendReply = (Entry, i64, oneshot::Sender<Result<Appended, JournalError>>);
+
+impl Writer {
+    fn run(self, mut rx: mpsc::Receiver<Command>) {
+        let mut others = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut appends: Vec<AppendReply> = Vec::new();
+            let mut next = Some(first);
+            // Group commit: take everything already waiting, up to one batch.
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append { entry, ttl, reply } => appends.push((entry, ttl, reply)),
+                    other => others.push(other),
+                }
+                if appends.len() < self.options.max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.append_batch(appends);
+            }
+            for cmd in others.drain(..) {
+                match cmd {
+                    Command::Checkpoint { consumer, next, reply } => {
+                        let _ = reply.send(self.checkpoint(&consumer, next));
+                    }
+                    Command::Trim { reply } => {
+                        let _ = reply.send(self.trim());
+                    }
+                    Command::Prune { reply } => {
+                        let _ = reply.send(self.prune());
+                    }
+                    Command::Append { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn append_batch(&self, batch: Vec<AppendReply>) {
+        let started = Instant::now();
+        let n = batch.len();
+        match self.write_appends(&batch) {
+            Ok((outcomes, stored)) => {
+                if stored {
+                    if let Some(observe) = &self.on_commit {
+                        observe(n, started.elapsed());
+                    }
+                }
+                for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, appends = n, "journal commit failed; answering 503 to the batch");
+                for (_, _, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole batch. Returns per-append outcomes and whether anything was written.
+    fn write_appends(
+        &self,
+        batch: &[AppendReply],
+    ) -> Result<(Vec<Result<Appended, JournalError>>, bool), JournalError> {
+        let now = self.clock.now_micros();
+        let txn = try_db!("append", self.db.begin_write())?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut next_seq = self.counters.next_seq.load(Ordering::SeqCst);
+        let mut bytes = self.counters.bytes.load(Ordering::SeqCst);
+        let (mut stored, mut new_keys) = (0u64, 0u64);
+        {
+            let mut events = try_db!("append", txn.open_table(EVENTS))?;
+            let mut keys = try_db!("append", txn.open_table(KEYS))?;
+            let mut expiry = try_db!("append", txn.open_table(EXPIRY))?;
+            for (entry, ttl, _) in batch {
+                let mut stale = None;
+                if let Some(key) = &entry.dedup_key {
+                    let held = try_db!("append", keys.get(key.as_str()))?.map(|v| v.value());
+                    if let Some((seq, expires_at)) = held {
+                        if expires_at > now {
+                            outcomes.push(Ok(Appended::Duplicate { seq }));
+                            continue;
+                        }
+                        // Expired but not yet pruned: the key is free again.
+                        stale = Some((expires_at, seq));
+                    }
+                }
+                let record = encode(entry);
+                let size = record.len() as u64;
+                if bytes.saturating_add(size) > self.options.max_bytes {
+                    outcomes.push(Err(JournalError::Full { bytes, max: self.options.max_bytes }));
+                    continue;
+                }
+                let seq = next_seq;
+                try_db!("append", events.insert(seq, record.as_slice()))?;
+                if let Some(key) = &entry.dedup_key {
+                    let expires_at = now.saturating_add(*ttl);
+                    match stale {
+                        Some(old) => {
+                            try_db!("append", expiry.remove(old))?;
+                        }
+                        None => new_keys += 1,
+                    }
+                    try_db!("append", keys.insert(key.as_str(), (seq, expires_at)))?;
+                    try_db!("append", expiry.insert((expires_at, seq), key.as_str()))?;
+                }
+                next_seq += 1;
+                bytes += size;
+                stored += 1;
+                outcomes.push(Ok(Appended::Stored { seq }));
+            }
+        }
+        if stored == 0 {
+            // Nothing to make durable (duplicates or a full journal): skip the fsync.
+            txn.abort().map_err(|e| storage("append")(e.into()))?;
+            return Ok((outcomes, false));
+        }
+        {
+            let mut meta = try_db!("append", txn.open_table(META))?;
+            try_db!("append", meta.insert("next_seq", next_seq))?;
+            try_db!("append", meta.insert("bytes", bytes))?;
+        }
+        try_db!("append", txn.commit())?;
+        let c = &self.counters;
+        if c.entries.load(Ordering::SeqCst) == 0 {
+            c.first_seq.store(next_seq - stored, Ordering::SeqCst);
+        }
+        c.next_seq.store(next_seq, Ordering::SeqCst);
+        c.bytes.store(bytes, Ordering::SeqCst);
+        c.entries.fetch_add(stored, Ordering::SeqCst);
+        c.keys.fetch_add(new_keys, Ordering::SeqCst);
+        Ok((outcomes, true))
+    }
+
+    fn checkpoint(&self, consumer: &str, next: u64) -> Result<(), JournalError> {
+        let txn = try_db!("checkpoint", self.db.begin_write())?;
+        {
+            let mut t = try_db!("checkpoint", txn.open_table(CHECKPOINTS))?;
+            try_db!("checkpoint", t.insert(consumer, next))?;
+        }
+        try_db!("checkpoint", txn.commit())
+    }
+
+    fn trim(&self) -> Result<u64, JournalError> {
+        let mut total = 0;
+        loop {
+            let txn = try_db!("trim", self.db.begin_write())?;
+            let (removed, freed, first) = {
+                let checkpoints = try_db!("trim", txn.open_table(CHECKPOINTS))?;
+                let mut low: Option<u64> = None;
+                for item in try_db!("trim", checkpoints.iter())? {
+                    let (_, v) = try_db!("trim", item)?;
+                    low = Some(low.map_or(v.value(), |l| l.min(v.value())));
+                }
+                let Some(low) = low else { return Ok(total) };
+                let mut events = try_db!("trim", txn.open_table(EVENTS))?;
+                let mut doomed = Vec::new();
+                let mut freed = 0u64;
+                for item in try_db!("trim", events.range(..low))?.take(HOUSEKEEPING_BATCH) {
+                    let (k, v) = try_db!("trim", item)?;
+                    doomed.push(k.value());
+                    freed += v.value().len() as u64;
+                }
+                for seq in &doomed {
+                    try_db!("trim", events.remove(*seq))?;
+                }
+                let first = try_db!("trim", events.first())?.map(|(k, _)| k.value());
+                (doomed.len() as u64, freed, first)
+            };
+            if removed == 0 {
+                txn.abort().map_err(|e| storage("trim")(e.into()))?;
+                return Ok(total);
+            }
+            let bytes = self.counters.bytes.load(Ordering::SeqCst).saturating_sub(freed);
+            {
+                let mut meta = try_db!("trim", txn.open_table(META))?;
+                try_db!("trim", meta.insert("bytes", bytes))?;
+            }
+            try_db!("trim", txn.commit())?;
+            let c = &self.counters;
+            c.bytes.store(bytes, Ordering::SeqCst);
+            c.entries.fetch_sub(removed, Ordering::SeqCst);
+            c.first_seq.store(first.unwrap_or(c.next_seq.load(Ordering::SeqCst)), Ordering::SeqCst);
+            total += removed;
+        }
+    }
+
+    fn prune(&self) -> Result<u64, JournalError> {
+        let now = self.clock.now_micros();
+        let mut total = 0;
+        loop {
+            let txn = try_db!("prune", self.db.begin_write())?;
+            let removed = {
+                let mut expiry = try_db!("prune", txn.open_table(EXPIRY))?;
+                let mut keys = try_db!("prune", txn.open_table(KEYS))?;
+                let mut doomed = Vec::new();
+                for item in try_db!("prune", expiry.range((i64::MIN, 0)..(now, 0)))?.take(HOUSEKEEPING_BATCH) {
+                    let (k, v) = try_db!("prune", item)?;
+                    doomed.push((k.value(), v.value().to_owned()));
+                }
+                for ((expires_at, seq), key) in &doomed {
+                    try_db!("prune", expiry.remove((*expires_at, *seq)))?;
+                    try_db!("prune", keys.remove(key.as_str()))?;
+                }
+                doomed.len() as u64
+            };
+            if removed == 0 {
+                txn.abort().map_err(|e| storage("prune")(e.into()))?;
+                return Ok(total);
+            }
+            try_db!("prune", txn.commit())?;
+            self.counters.keys.fetch_sub(removed, Ordering::SeqCst);
+            total += removed;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

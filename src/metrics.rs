@@ -1,0 +1,192 @@
+//! Prometheus text metrics, served at `GET /metrics`. Plain atomics: updating a metric on the request path is
+//! one relaxed add. Names are `const`s here, in one place.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::journal::JournalStats;
+
+/// Requests answered, by source and status.
+pub const HTTP_REQUESTS: &str = "hooklake_http_requests_total";
+/// Deliveries stored in the journal.
+pub const ACCEPTED: &str = "hooklake_events_accepted_total";
+/// Deliveries answered as duplicates.
+pub const DUPLICATES: &str = "hooklake_events_duplicate_total";
+/// Group commits and the appends they carried.
+pub const COMMITS: &str = "hooklake_journal_commits_total";
+/// Appends carried by group commits.
+pub const COMMITTED_APPENDS: &str = "hooklake_journal_committed_appends_total";
+/// Group commit latency (transaction including fsync).
+pub const COMMIT_SECONDS: &str = "hooklake_journal_commit_seconds";
+/// Events held in the journal.
+pub const JOURNAL_DEPTH: &str = "hooklake_journal_depth";
+/// Bytes held in the journal.
+pub const JOURNAL_BYTES: &str = "hooklake_journal_bytes";
+/// Next journal sequence number.
+pub const JOURNAL_NEXT_SEQ: &str = "hooklake_journal_next_seq";
+/// Dedup keys held.
+pub const DEDUP_KEYS: &str = "hooklake_dedup_keys";
+
+/// Upper bounds of the commit latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024];
+
+/// A fixed-bucket histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Stored deliveries.
+    pub accepted: AtomicU64,
+    /// Duplicate deliveries.
+    pub duplicates: AtomicU64,
+}
+
+impl SourceMetrics {
+    /// Counts one answered request.
+    pub fn answered(&self, status: u16) {
+        // A short critical section per request; statuses are few. Poisoning only follows a panic elsewhere,
+        // and a metric must never take the request path down with it.
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
+    /// Requests answered with `status` so far.
+    pub fn count(&self, status: u16) -> u64 {
+        self.by_status.lock().map(|m| m.get(&status).copied().unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+/// All metrics of a running pipeline.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
+    /// Group commit latency.
+    pub commit_latency: Histogram,
+    commits: AtomicU64,
+    committed_appends: AtomicU64,
+}
+
+impl Metrics {
+    /// The metrics of source `name`, created on first use.
+    pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
+        match self.sources.lock() {
+            Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
+            Err(_) => Arc::new(SourceMetrics::default()),
+        }
+    }
+
+    /// Records one group commit of `appends` entries that took `took`.
+    pub fn committed(&self, appends: usize, took: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.committed_appends.fetch_add(appends as u64, Ordering::Relaxed);
+        self.commit_latency.observe(took);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, journal: &JournalStats) -> String {
+        let mut out = String::with_capacity(4096);
+        let sources: Vec<(String, Arc<SourceMetrics>)> = self
+            .sources
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect())
+            .unwrap_or_default();
+        header(&mut out, HTTP_REQUESTS, "counter", "Requests answered, by source and HTTP status.");
+        for (name, s) in &sources {
+            if let Ok(m) = s.by_status.lock() {
+                for (status, n) in m.iter() {
+                    let _ = writeln!(out, "{HTTP_REQUESTS}{{source=\"{name}\",status=\"{status}\"}} {n}");
+                }
+            }
+        }
+        header(&mut out, ACCEPTED, "counter", "Deliveries durably stored in the journal.");
+        for (name, s) in &sources {
+            let _ = writeln!(out, "{ACCEPTED}{{source=\"{name}\"}} {}", s.accepted.load(Ordering::Relaxed));
+        }
+        header(&mut out, DUPLICATES, "counter", "Deliveries of an already stored id (answered 200, not stored).");
+        for (name, s) in &sources {
+            let _ = writeln!(out, "{DUPLICATES}{{source=\"{name}\"}} {}", s.duplicates.load(Ordering::Relaxed));
+        }
+        header(&mut out, COMMITS, "counter", "Journal group commits (one fsync each).");
+        let _ = writeln!(out, "{COMMITS} {}", self.commits.load(Ordering::Relaxed));
+        header(&mut out, COMMITTED_APPENDS, "counter", "Appends made durable by group commits.");
+        let _ = writeln!(out, "{COMMITTED_APPENDS} {}", self.committed_appends.load(Ordering::Relaxed));
+        header(&mut out, COMMIT_SECONDS, "histogram", "Journal group commit latency, including fsync.");
+        self.commit_latency.render(&mut out, COMMIT_SECONDS);
+        for (name, help, value) in [
+            (JOURNAL_DEPTH, "Events held in the journal.", journal.entries),
+            (JOURNAL_BYTES, "Bytes of events held in the journal.", journal.bytes),
+            (JOURNAL_NEXT_SEQ, "Sequence number of the next stored event.", journal.next_seq),
+            (DEDUP_KEYS, "Dedup keys held.", journal.keys),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_gauges() {
+        let m = Metrics::default();
+        let s = m.source("insightiq");
+        s.answered(200);
+        s.answered(200);
+        s.answered(401);
+        s.accepted.fetch_add(2, Ordering::Relaxed);
+        m.committed(2, Duration::from_micros(700));
+        let text = m.render(&JournalStats { next_seq: 2, first_seq: 0, entries: 2, bytes: 99, keys: 2 });
+        assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"401\"} 1"));
+        assert!(text.contains("hooklake_events_accepted_total{source=\"insightiq\"} 2"));
+        assert!(text.contains("hooklake_journal_commit_seconds_bucket{le=\"0.0005\"} 0"));
+        assert!(text.contains("hooklake_journal_commit_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("hooklake_journal_commit_seconds_count 1"));
+        assert!(text.contains("hooklake_journal_depth 2"));
+        assert!(text.contains("hooklake_journal_bytes 99"));
+    }
+}

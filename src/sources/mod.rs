@@ -1,0 +1,3 @@
+//! Sources: where events enter. Each kind is a module and one line in the registry in `crate::config`.
+
+pub mod webhook;

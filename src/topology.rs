@@ -1,0 +1,312 @@
+//! Wires stages by `inputs`: checks the graph (pure, part of validation) and builds the running pipeline
+//! (binds sockets, opens the journal). Data flows one way: source → admission chain → journal → (later)
+//! processing → sinks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::admission::Admission;
+use crate::clock::SharedClock;
+use crate::config::{Config, Diagnostics, SourceConfig, TransformConfig, suggest};
+use crate::journal::embedded::{EmbeddedJournal, Options};
+use crate::journal::{Journal, JournalError};
+use crate::metrics::Metrics;
+use crate::sources::webhook::{Shared, Webhook};
+use crate::transforms::dedup::Dedup;
+use crate::transforms::verify::Verifier;
+
+/// How often expired dedup keys are pruned.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the journal is trimmed below the slowest consumer.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Source,
+    Admission,
+    Transform,
+    Sink,
+}
+
+/// Checks names, inputs, cycles and the shape of admission chains, reporting into `d`.
+pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
+    let mut nodes: BTreeMap<&str, Node> = BTreeMap::new();
+    let all = config
+        .sources
+        .iter()
+        .map(|c| (c.name.as_str(), c.span.clone(), Node::Source, &c.inputs))
+        .chain(config.transforms.iter().map(|c| {
+            let node = if c.kind.is_admission() { Node::Admission } else { Node::Transform };
+            (c.name.as_str(), c.span.clone(), node, &c.inputs)
+        }))
+        .chain(config.sinks.iter().map(|c| (c.name.as_str(), c.span.clone(), Node::Sink, &c.inputs)));
+    let all: Vec<_> = all.collect();
+    for (name, span, node, _) in &all {
+        if nodes.insert(name, *node).is_some() {
+            d.error(span.clone(), format!("component name `{name}` is used twice; names must be unique"));
+        }
+    }
+    let readable: Vec<&str> = nodes.iter().filter(|(_, n)| **n != Node::Sink).map(|(k, _)| *k).collect();
+    let mut feeds: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, span, node, inputs) in &all {
+        if *node == Node::Source {
+            if let Some(first) = inputs.first() {
+                d.error(first.span.clone(), format!("source `{name}` cannot have inputs"));
+            }
+            continue;
+        }
+        if inputs.is_empty() {
+            d.error(span.clone(), format!("`{name}` needs `inputs` naming the stages it reads from"));
+        }
+        for input in inputs.iter() {
+            let target = input.value.as_str();
+            match nodes.get(target) {
+                None => {
+                    let hint = suggest(target, readable.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    d.error(
+                        input.span.clone(),
+                        format!("`{name}` reads from `{target}`, which names no source or transform{hint}"),
+                    );
+                }
+                Some(Node::Sink) => {
+                    d.error(
+                        input.span.clone(),
+                        format!("`{name}` reads from sink `{target}`; sinks produce nothing to read"),
+                    );
+                }
+                Some(_) if target == *name => {
+                    d.error(input.span.clone(), format!("`{name}` reads from itself"));
+                }
+                Some(upstream) => {
+                    if *node == Node::Admission {
+                        if inputs.len() > 1 {
+                            d.error(input.span.clone(), format!("admission stage `{name}` takes exactly one input"));
+                        }
+                        if !matches!(upstream, Node::Source | Node::Admission) {
+                            d.error(
+                                input.span.clone(),
+                                format!("admission stage `{name}` must read from a webhook source or another admission stage (verify, dedup), not `{target}`"),
+                            );
+                        }
+                        feeds.entry(target).or_default().push(name);
+                    }
+                }
+            }
+        }
+    }
+    for (upstream, downstream) in &feeds {
+        if downstream.len() > 1 {
+            let span = all.iter().find(|(n, ..)| *n == downstream[1]).and_then(|(_, s, ..)| s.clone());
+            d.error(
+                span,
+                format!(
+                    "admission stages form one chain per source, but `{upstream}` feeds {}",
+                    downstream.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" and ")
+                ),
+            );
+        }
+    }
+    report_cycles(&all.iter().map(|(n, s, _, i)| (*n, s.clone(), *i)).collect::<Vec<_>>(), d);
+}
+
+type GraphNode<'a> = (&'a str, Option<std::ops::Range<usize>>, &'a Vec<crate::config::Spanned<String>>);
+
+fn report_cycles(all: &[GraphNode<'_>], d: &mut Diagnostics<'_>) {
+    let inputs: BTreeMap<&str, Vec<&str>> =
+        all.iter().map(|(n, _, i)| (*n, i.iter().map(|s| s.value.as_str()).collect())).collect();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    for (start, span, _) in all {
+        // Depth-first walk upstream; a path that returns to `start` is a cycle.
+        let mut stack = vec![(*start, vec![*start])];
+        let mut seen = BTreeSet::new();
+        while let Some((node, path)) = stack.pop() {
+            for up in inputs.get(node).into_iter().flatten() {
+                if *up == *start && *up != node {
+                    if path.iter().all(|p| !reported.contains(p)) {
+                        let mut cycle: Vec<&str> = path.iter().rev().copied().collect();
+                        cycle.push(start);
+                        d.error(span.clone(), format!("cycle: {}", cycle.join(" → ")));
+                        reported.extend(path.iter().copied());
+                    }
+                } else if inputs.contains_key(up) && seen.insert(*up) {
+                    let mut p = path.clone();
+                    p.push(up);
+                    stack.push((up, p));
+                }
+            }
+        }
+    }
+}
+
+/// Why a valid config could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The journal could not be opened.
+    #[error("cannot open the journal in {dir}")]
+    Journal {
+        /// `data_dir`.
+        dir: String,
+        /// The cause.
+        #[source]
+        source: JournalError,
+    },
+    /// A source could not bind its address.
+    #[error("source `{source_name}` cannot listen on {addr}")]
+    Bind {
+        /// The source.
+        source_name: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A verify stage could not be built.
+    #[error("transform `{stage}`: {reason}")]
+    Verify {
+        /// The stage.
+        stage: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// A built pipeline: sockets bound, journal open, nothing served yet.
+pub struct Pipeline {
+    sources: Vec<Webhook>,
+    shared: Arc<Shared>,
+    journal: Arc<EmbeddedJournal>,
+}
+
+/// Opens the embedded journal of `config`.
+///
+/// # Errors
+/// [`BuildError::Journal`].
+pub fn open_journal(
+    config: &Config,
+    clock: SharedClock,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<EmbeddedJournal, BuildError> {
+    let options = Options {
+        max_bytes: config.journal.max_bytes,
+        queue: config.journal.queue,
+        max_batch: config.journal.max_batch,
+    };
+    let observer =
+        metrics.map(|m| -> crate::journal::embedded::CommitObserver { Arc::new(move |n, took| m.committed(n, took)) });
+    EmbeddedJournal::open(&config.data_dir, options, clock, observer)
+        .map_err(|source| BuildError::Journal { dir: config.data_dir.display().to_string(), source })
+}
+
+/// Builds every stage of `config`.
+///
+/// # Errors
+/// [`BuildError`] when the journal cannot be opened, a socket cannot be bound or a stage cannot be built.
+pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, BuildError> {
+    let metrics = Arc::new(Metrics::default());
+    let journal = Arc::new(open_journal(config, Arc::clone(&clock), Some(Arc::clone(&metrics)))?);
+    let shared = Arc::new(Shared {
+        journal: Arc::clone(&journal) as Arc<dyn Journal>,
+        metrics,
+        clock,
+        draining: Default::default(),
+    });
+    let mut sources = Vec::new();
+    for source in &config.sources {
+        match &source.kind {
+            SourceConfig::Webhook(wc) => {
+                let admission = admission_chain(config, &source.name)?;
+                let hook = Webhook::bind(&source.name, wc.clone(), admission, Arc::clone(&shared))
+                    .await
+                    .map_err(|e| BuildError::Bind { source_name: source.name.clone(), addr: wc.listen, source: e })?;
+                sources.push(hook);
+            }
+        }
+    }
+    Ok(Pipeline { sources, shared, journal })
+}
+
+/// The admission stages downstream of `source`, in order.
+fn admission_chain(config: &Config, source: &str) -> Result<Admission, BuildError> {
+    let mut verifiers = Vec::new();
+    let mut dedup = None;
+    let mut at = source.to_owned();
+    while let Some(next) =
+        config.transforms.iter().find(|t| t.kind.is_admission() && t.inputs.iter().any(|i| i.value == at))
+    {
+        match &next.kind {
+            TransformConfig::Verify(vc) => verifiers
+                .push(Verifier::build(vc).map_err(|reason| BuildError::Verify { stage: next.name.clone(), reason })?),
+            TransformConfig::Dedup(dc) => dedup = Some(Dedup::build(dc)),
+        }
+        at.clone_from(&next.name);
+    }
+    if verifiers.is_empty() {
+        tracing::warn!(source, "no verify stage after this webhook source: anyone who can reach it can deliver");
+    }
+    Ok(Admission::new(source, verifiers, dedup))
+}
+
+impl Pipeline {
+    /// Each source's name, bound address and webhook path.
+    pub fn endpoints(&self) -> Vec<(String, SocketAddr, String)> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.local_addr().ok().map(|a| (s.name().to_owned(), a, s.path().to_owned())))
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves; then answers 503 to new requests, lets in-flight ones finish and
+    /// their commits land, and closes the journal.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Self { sources, shared, journal } = self;
+        let (tx, rx) = crate::shutdown::channel();
+        let mut tasks = Vec::new();
+        for s in sources {
+            tasks.push(tokio::spawn(s.serve(rx.clone())));
+        }
+        let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
+        shutdown.await;
+        tracing::info!("shutting down: refusing new deliveries, finishing in-flight ones");
+        shared.draining.store(true, Ordering::SeqCst);
+        let _ = tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = housekeeping.await;
+        drop(shared);
+        match Arc::try_unwrap(journal) {
+            Ok(j) => {
+                let _ = tokio::task::spawn_blocking(move || j.close()).await;
+            }
+            Err(_) => tracing::warn!("journal still referenced at shutdown; it closes when the last user ends"),
+        }
+        tracing::info!("stopped");
+    }
+}
+
+async fn housekeeping(journal: Arc<EmbeddedJournal>, mut shutdown: crate::shutdown::Signal) {
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    let mut trim = tokio::time::interval(TRIM_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+            _ = prune.tick() => match journal.prune_keys().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(keys = n, "pruned expired dedup keys"),
+                Err(e) => tracing::warn!(error = %e, "pruning dedup keys failed"),
+            },
+            _ = trim.tick() => match journal.trim().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(records = n, "trimmed journal"),
+                Err(e) => tracing::warn!(error = %e, "trimming journal failed"),
+            },
+        }
+    }
+}
