@@ -114,3 +114,75 @@ impl Admission {
         Ok(Admitted { entry, dedup_ttl_micros })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::transforms::dedup::DedupConfig;
+    use crate::transforms::verify::{NetSet, Scheme, SignatureError, VerifyConfig, parse_net};
+    use hmac::{Hmac, Mac};
+    use hyper::header::{HeaderName, HeaderValue};
+    use sha2::Sha256;
+
+    fn chain(allow: Option<&[&str]>) -> Admission {
+        let config = VerifyConfig {
+            scheme: Scheme::InsightIq { header: HeaderName::from_static("webhook-signatures") },
+            secrets: vec![Secret::new("k")],
+            allow_ips: allow.map(|a| NetSet::new(a.iter().filter_map(|c| parse_net(c)).collect())),
+            trusted_proxies: NetSet::default(),
+        };
+        let dedup = Dedup::build(&DedupConfig { field: "id".into(), ttl: std::time::Duration::from_secs(7 * 86_400) });
+        Admission::new("insightiq", vec![Verifier::build(&config).expect("build")], Some(dedup))
+    }
+
+    fn signed(body: &str) -> HeaderMap {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"k").expect("any key");
+        mac.update(body.as_bytes());
+        let mut h = HeaderMap::new();
+        let sig = hex::encode(mac.finalize().into_bytes());
+        h.insert("webhook-signatures", HeaderValue::from_str(&sig).expect("hex"));
+        h.insert("user-agent", HeaderValue::from_static("insightiq"));
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn signed_envelope_becomes_an_entry_with_its_key_and_safe_headers() {
+        let body = r#"{"event":"ACCOUNTS.CONNECTED","id":"e1","data":{}}"#;
+        let a = chain(None).admit(ip("127.0.0.1"), &signed(body), Bytes::from(body), 42).expect("admitted");
+        assert_eq!(a.entry.event, "ACCOUNTS.CONNECTED");
+        assert_eq!(a.entry.dedup_key.as_deref(), Some("e1"));
+        assert_eq!(a.entry.received_at, 42);
+        assert_eq!(&a.entry.body[..], body.as_bytes());
+        assert_eq!(a.entry.headers, vec![("user-agent".to_owned(), "insightiq".to_owned())]);
+        assert_eq!(a.dedup_ttl_micros, 7 * 86_400 * 1_000_000);
+    }
+
+    #[test]
+    fn the_signature_is_checked_before_the_body_is_parsed() {
+        // Garbage with a wrong signature is a 401, not a 400: unauthenticated input is never parsed.
+        let r = chain(None).admit(ip("127.0.0.1"), &signed("other"), Bytes::from_static(b"{garbage"), 0);
+        assert_eq!(
+            r.err(),
+            Some(Rejection::Verify(VerifyError::Signature(SignatureError::Mismatch { header: "webhook-signatures" })))
+        );
+        let r = chain(None).admit(ip("127.0.0.1"), &signed("{garbage"), Bytes::from_static(b"{garbage"), 0);
+        assert!(matches!(r, Err(Rejection::Envelope(_))));
+    }
+
+    #[test]
+    fn address_outside_the_allow_list_is_refused() {
+        let c = chain(Some(&["54.211.40.75"]));
+        assert_eq!(c.check_peer(ip("54.211.40.75"), &HeaderMap::new()), Ok(()));
+        let mut forged = HeaderMap::new();
+        forged.insert("x-forwarded-for", HeaderValue::from_static("54.211.40.75"));
+        assert!(matches!(
+            c.check_peer(ip("192.0.2.1"), &forged),
+            Err(Rejection::Verify(VerifyError::IpNotAllowed { .. }))
+        ));
+    }
+}

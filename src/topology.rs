@@ -62,6 +62,9 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
         if inputs.is_empty() {
             d.error(span.clone(), format!("`{name}` needs `inputs` naming the stages it reads from"));
         }
+        if *node == Node::Admission && inputs.len() > 1 {
+            d.error(inputs[0].span.clone(), format!("admission stage `{name}` takes exactly one input"));
+        }
         for input in inputs.iter() {
             let target = input.value.as_str();
             match nodes.get(target) {
@@ -85,9 +88,6 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
                 }
                 Some(upstream) => {
                     if *node == Node::Admission {
-                        if inputs.len() > 1 {
-                            d.error(input.span.clone(), format!("admission stage `{name}` takes exactly one input"));
-                        }
                         if !matches!(upstream, Node::Source | Node::Admission) {
                             d.error(
                                 input.span.clone(),
@@ -129,7 +129,9 @@ fn report_cycles(all: &[GraphNode<'_>], d: &mut Diagnostics<'_>) {
             for up in inputs.get(node).into_iter().flatten() {
                 if *up == *start && *up != node {
                     if path.iter().all(|p| !reported.contains(p)) {
-                        let mut cycle: Vec<&str> = path.iter().rev().copied().collect();
+                        // `path` runs upstream (each reads the next); print it the way data flows.
+                        let mut cycle = vec![*start];
+                        cycle.extend(path[1..].iter().rev().copied());
                         cycle.push(start);
                         d.error(span.clone(), format!("cycle: {}", cycle.join(" → ")));
                         reported.extend(path.iter().copied());

@@ -222,6 +222,11 @@ impl<'a> Fields<'a> {
         Some(out)
     }
 
+    /// The length of the array under `key`, if it is one.
+    pub fn array_len(&self, key: &str) -> Option<usize> {
+        self.table.get(key).and_then(Item::as_array).map(toml_edit::Array::len)
+    }
+
     /// A secret string: like [`Fields::opt_string`], but its value never appears in a message.
     pub fn opt_secret(&mut self, d: &mut Diagnostics<'_>, key: &str) -> Option<Spanned<Secret>> {
         self.opt_string(d, key).map(|s| Spanned { value: Secret::new(s.value), span: s.span })

@@ -1,1 +1,233 @@
+//! Config validation: the messages users see are snapshots here, so a change to them is a visible diff.
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::transforms::verify::Scheme;
+
+fn parse_with(src: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    Config::parse(Path::new("config.toml"), src, &Env::Map(&map))
+}
+
+fn errors(src: &str) -> String {
+    parse_with(src, &[]).expect_err("config should be invalid").to_string()
+}
+
+const GOOD: &str = r#"
+data_dir = "state"
+
+[sources.insightiq]
+type = "webhook"
+listen = "127.0.0.1:0"
+
+[transforms.verify]
+type = "verify"
+inputs = ["insightiq"]
+secrets = ["${SECRET}", "older"]
+allow_ips = ["insightiq-sandbox", "10.0.0.0/8"]
+
+[transforms.dedup]
+type = "dedup"
+inputs = ["verify"]
+ttl = "2d"
+"#;
+
+#[test]
+fn shipped_config_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let src = std::fs::read_to_string(&path).expect("config.toml is shipped");
+    let config = Config::parse(&path, &src, &Env::Empty).expect("shipped config.toml must validate");
+    assert_eq!(config.sources.len(), 1);
+    assert!(config.transforms.iter().any(|t| matches!(t.kind, TransformConfig::Verify(_))));
+    assert!(config.transforms.iter().any(|t| matches!(t.kind, TransformConfig::Dedup(_))));
+}
+
+#[test]
+fn valid_config_is_parsed_with_defaults_and_interpolation() {
+    let c = parse_with(GOOD, &[("SECRET", "s3cr3t")]).expect("valid");
+    assert_eq!(c.data_dir, Path::new("state"));
+    let SourceConfig::Webhook(w) = &c.sources[0].kind;
+    assert_eq!(w.path, "/webhooks/insightiq");
+    assert_eq!(w.max_body, 1 << 20);
+    let TransformConfig::Verify(v) = &c.transforms[0].kind else { panic!("verify first") };
+    assert_eq!(v.secrets[0].expose(), "s3cr3t");
+    assert!(matches!(v.scheme, Scheme::InsightIq { .. }));
+    let allow = v.allow_ips.as_ref().expect("allow list");
+    assert!(allow.contains("54.211.40.75".parse().expect("ip")));
+    assert!(allow.contains("10.9.9.9".parse().expect("ip")));
+    assert!(!allow.contains("3.211.223.93".parse().expect("ip")));
+    let TransformConfig::Dedup(d) = &c.transforms[1].kind else { panic!("dedup second") };
+    assert_eq!(d.ttl, Duration::from_secs(2 * 86_400));
+    assert_eq!(d.field, "id");
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_positions() {
+    let src = r#"data_dir = "d"
+dat_dir = "typo"
+
+[sources.insightiq]
+type = "webhook"
+lisen = "0.0.0.0:80"
+max_body = "1 MiBs"
+
+[sources.other]
+type = "webhok"
+
+[transforms.verify]
+type = "verify"
+inputs = ["insightiqq"]
+secrets = ["${NOT_SET}"]
+scheme = "sha1"
+
+[transforms.dedup]
+type = "dedup"
+inputs = ["verify", "nowhere"]
+ttl = "1h"
+"#;
+    insta_like(
+        &errors(src),
+        "config.toml:2:1: unknown field `dat_dir` in the config; did you mean `data_dir`?
+config.toml:6:1: unknown field `lisen` in sources.insightiq; did you mean `listen`?
+config.toml:7:12: sources.insightiq.max_body: `1 MiBs` has no known unit; write e.g. 1MiB, 512KiB or 10GB
+config.toml:10:8: sources.other: unknown source type `webhok`; did you mean `webhook`? (known: webhook)
+config.toml:14:11: `verify` reads from `insightiqq`, which names no source or transform; did you mean `insightiq`?
+config.toml:15:12: transforms.verify.secrets: environment variable `NOT_SET` is not set (give a default with ${NOT_SET:-…})
+config.toml:16:10: transforms.verify.scheme: unknown value `sha1`; expected one of: insightiq, hmac, standard
+config.toml:20:11: admission stage `dedup` takes exactly one input
+config.toml:20:21: `dedup` reads from `nowhere`, which names no source or transform
+config.toml:21:7: transforms.dedup.ttl must be at least 6h: InsightIQ retries for about 6 hours, so a shorter TTL lets retries through as new events",
+    );
+}
+
+/// Compares a multi-line snapshot and prints both sides on mismatch.
+fn insta_like(got: &str, want: &str) {
+    assert!(got == want, "snapshot mismatch\n--- got ---\n{got}\n--- want ---\n{want}\n");
+}
+
+#[test]
+fn cycles_and_bad_wiring_are_reported() {
+    let src = r#"
+[sources.hook]
+type = "webhook"
+inputs = ["a"]
+
+[transforms.a]
+type = "verify"
+inputs = ["b"]
+secrets = ["k"]
+
+[transforms.b]
+type = "dedup"
+inputs = ["a"]
+"#;
+    insta_like(
+        &errors(src),
+        "config.toml:4:11: source `hook` cannot have inputs
+config.toml:6:13: cycle: a → b → a",
+    );
+}
+
+#[test]
+fn admission_stages_must_form_one_chain() {
+    let src = r#"
+[sources.hook]
+type = "webhook"
+
+[transforms.v1]
+type = "verify"
+inputs = ["hook"]
+secrets = ["k"]
+
+[transforms.v2]
+type = "verify"
+inputs = ["hook"]
+secrets = ["k"]
+"#;
+    let e = errors(src);
+    assert!(e.contains("admission stages form one chain per source, but `hook` feeds `v1` and `v2`"), "{e}");
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    let e = errors("[sources.x]\ntype = \"webhook\n");
+    assert!(e.starts_with("config.toml:2:"), "{e}");
+    assert!(e.contains("invalid TOML"), "{e}");
+}
+
+#[test]
+fn wrong_types_are_named() {
+    let e = errors("[sources.hook]\ntype = \"webhook\"\nmax_connections = \"many\"\npath = 5\n");
+    insta_like(
+        &e,
+        "config.toml:3:19: sources.hook.max_connections must be a non-negative integer
+config.toml:4:8: sources.hook.path must be a string, not an integer",
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    // A standard secret that is not base64: the message names the field, not the value.
+    let src = r#"
+[sources.hook]
+type = "webhook"
+
+[transforms.v]
+type = "verify"
+inputs = ["hook"]
+scheme = "standard"
+secrets = ["whsec_TOP-SECRET-VALUE!"]
+"#;
+    let e = errors(src);
+    assert!(!e.contains("TOP-SECRET"), "{e}");
+    assert!(e.contains("config.toml:9:12: transforms.v.secrets: a Standard Webhooks secret"), "{e}");
+    // And a valid config's Debug output shows *** for secrets.
+    let c = parse_with(GOOD, &[("SECRET", "hunter2")]).expect("valid");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn hmac_scheme_needs_a_header_and_standard_rejects_one() {
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[transforms.v]\ntype=\"verify\"\ninputs=[\"h\"]\nscheme=\"hmac\"\nsecrets=[\"k\"]\n",
+    );
+    assert!(e.contains("transforms.v needs `header` with scheme = \"hmac\""), "{e}");
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[transforms.v]\ntype=\"verify\"\ninputs=[\"h\"]\nscheme=\"standard\"\nheader=\"x\"\nsecrets=[\"whsec_AAAA\"]\n",
+    );
+    assert!(e.contains("header does not apply to scheme = \"standard\""), "{e}");
+}
+
+#[test]
+fn unknown_ip_set_is_suggested() {
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[transforms.v]\ntype=\"verify\"\ninputs=[\"h\"]\nsecrets=[\"k\"]\nallow_ips=[\"insightiq-sandbx\"]\n",
+    );
+    assert!(
+        e.contains("`insightiq-sandbx` is neither a CIDR nor a named set; did you mean `insightiq-sandbox`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_secrets_and_empty_secret_are_errors() {
+    let e = errors("[sources.h]\ntype=\"webhook\"\n[transforms.v]\ntype=\"verify\"\ninputs=[\"h\"]\n");
+    assert!(e.contains("transforms.v needs `secrets`"), "{e}");
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[transforms.v]\ntype=\"verify\"\ninputs=[\"h\"]\nsecrets=[\"${E:-}\"]\n",
+    );
+    assert!(e.contains("a secret is empty"), "{e}");
+}
+
+#[test]
+fn relative_data_dir_resolves_against_the_config_folder() {
+    let c =
+        Config::parse(Path::new("/etc/hooklake/config.toml"), "data_dir = \"state\"\n", &Env::Empty).expect("valid");
+    assert_eq!(c.data_dir, Path::new("/etc/hooklake/state"));
+    let c = Config::parse(Path::new("/etc/hooklake/config.toml"), "data_dir = \"/var/lib/hl\"\n", &Env::Empty)
+        .expect("valid");
+    assert_eq!(c.data_dir, Path::new("/var/lib/hl"));
+}

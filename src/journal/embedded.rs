@@ -434,7 +434,7 @@ impl Writer {
                 let mut expiry = try_db!("prune", txn.open_table(EXPIRY))?;
                 let mut keys = try_db!("prune", txn.open_table(KEYS))?;
                 let mut doomed = Vec::new();
-                for item in try_db!("prune", expiry.range((i64::MIN, 0)..(now, 0)))?.take(HOUSEKEEPING_BATCH) {
+                for item in try_db!("prune", expiry.range((i64::MIN, 0)..=(now, u64::MAX)))?.take(HOUSEKEEPING_BATCH) {
                     let (k, v) = try_db!("prune", item)?;
                     doomed.push((k.value(), v.value().to_owned()));
                 }

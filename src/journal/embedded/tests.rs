@@ -1,1 +1,225 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
+
+use super::*;
+use crate::clock::ManualClock;
+
+const HOUR: i64 = 3_600_000_000;
+
+fn entry(id: &str) -> Entry {
+    Entry {
+        source: "insightiq".into(),
+        received_at: 1,
+        source_ip: "127.0.0.1".into(),
+        event: "CONTENTS.ADDED".into(),
+        id: id.into(),
+        name: None,
+        dedup_key: Some(id.into()),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Bytes::from(format!("{{\"id\":\"{id}\",\"event\":\"CONTENTS.ADDED\"}}")),
+    }
+}
+
+fn options() -> Options {
+    Options { max_bytes: 1 << 30, queue: 1024, max_batch: 256 }
+}
+
+fn open(dir: &Path, clock: &ManualClock) -> EmbeddedJournal {
+    EmbeddedJournal::open(dir, options(), Arc::new(clock.clone()), None).expect("open journal")
+}
+
+#[tokio::test]
+async fn appends_get_increasing_sequence_numbers_and_read_back_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        assert_eq!(j.append(entry(id), HOUR).await, Ok(Appended::Stored { seq: i as u64 }));
+    }
+    let records = j.read(1, 10).await.expect("read");
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(records[0].entry, entry("b"));
+    let s = j.stats();
+    assert_eq!((s.next_seq, s.first_seq, s.entries, s.keys), (3, 0, 3, 3));
+}
+
+#[tokio::test]
+async fn duplicate_within_ttl_is_acknowledged_and_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Stored { seq: 0 }));
+    clock.advance(HOUR - 1);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }));
+    assert_eq!(j.stats().entries, 1);
+    assert_eq!(j.read(0, 10).await.expect("read").len(), 1);
+}
+
+#[tokio::test]
+async fn key_is_free_again_after_its_ttl_even_before_pruning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    j.append(entry("a"), HOUR).await.expect("append");
+    clock.advance(HOUR);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Stored { seq: 1 }));
+    assert_eq!(j.stats().keys, 1, "the key was replaced, not added twice");
+    // The renewed key is held for a full TTL from its new write.
+    clock.advance(HOUR - 1);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
+}
+
+#[tokio::test]
+async fn pruning_forgets_only_expired_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    j.append(entry("old"), HOUR).await.expect("append");
+    clock.advance(HOUR / 2);
+    j.append(entry("new"), HOUR).await.expect("append");
+    clock.advance(HOUR / 2);
+    assert_eq!(j.prune_keys().await, Ok(1));
+    assert_eq!(j.stats().keys, 1);
+    assert_eq!(j.append(entry("new"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
+    assert_eq!(j.append(entry("old"), HOUR).await, Ok(Appended::Stored { seq: 2 }));
+    assert_eq!(j.prune_keys().await, Ok(0));
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_new_id_store_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = Arc::new(open(dir.path(), &clock));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let j = Arc::clone(&j);
+        tasks.push(tokio::spawn(async move { j.append(entry("same"), HOUR).await }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.expect("task").expect("append") {
+            Appended::Stored { seq } => {
+                assert_eq!(seq, 0);
+                stored += 1;
+            }
+            Appended::Duplicate { seq } => assert_eq!(seq, 0),
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(j.stats().entries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let commits = Arc::new(AtomicUsize::new(0));
+    let appends = Arc::new(AtomicUsize::new(0));
+    let (c, a) = (Arc::clone(&commits), Arc::clone(&appends));
+    let observer: CommitObserver = Arc::new(move |n, _| {
+        c.fetch_add(1, Ordering::SeqCst);
+        a.fetch_add(n, Ordering::SeqCst);
+    });
+    let j = Arc::new(
+        EmbeddedJournal::open(dir.path(), options(), Arc::new(ManualClock::new(0)), Some(observer)).expect("open"),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let j = Arc::clone(&j);
+        tasks.push(tokio::spawn(async move { j.append(entry(&format!("id-{i}")), HOUR).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.expect("task"), Ok(Appended::Stored { .. })));
+    }
+    assert_eq!(appends.load(Ordering::SeqCst), 500);
+    assert!(
+        commits.load(Ordering::SeqCst) < 500,
+        "group commit should batch: {} commits",
+        commits.load(Ordering::SeqCst)
+    );
+    // Every sequence number 0..500 used exactly once.
+    let seqs: Vec<u64> = j.read(0, 1000).await.expect("read").iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn keys_and_sequence_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    {
+        let j = open(dir.path(), &clock);
+        j.append(entry("a"), HOUR).await.expect("append");
+        j.append(entry("b"), HOUR).await.expect("append");
+        j.close();
+    }
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }));
+    assert_eq!(j.append(entry("c"), HOUR).await, Ok(Appended::Stored { seq: 2 }));
+    let s = j.stats();
+    assert_eq!((s.next_seq, s.entries, s.keys), (3, 3, 3));
+}
+
+#[tokio::test]
+async fn trim_stops_at_the_slowest_checkpoint_and_never_reuses_sequence_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    for i in 0..10 {
+        j.append(entry(&format!("e{i}")), HOUR).await.expect("append");
+    }
+    assert_eq!(j.trim().await, Ok(0), "no consumer: nothing may be trimmed");
+    j.commit_checkpoint("lake", 7).await.expect("checkpoint");
+    j.commit_checkpoint("enrich", 4).await.expect("checkpoint");
+    assert_eq!(j.checkpoint("enrich").await, Ok(Some(4)));
+    assert_eq!(j.checkpoint("nobody").await, Ok(None));
+    assert_eq!(j.trim().await, Ok(4));
+    let s = j.stats();
+    assert_eq!((s.first_seq, s.entries, s.next_seq), (4, 6, 10));
+    assert_eq!(j.read(0, 100).await.expect("read").first().map(|r| r.seq), Some(4));
+    // Trimmed events' keys are still held: a late retry is still a duplicate.
+    assert_eq!(j.append(entry("e0"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }));
+    j.commit_checkpoint("enrich", 10).await.expect("checkpoint");
+    j.commit_checkpoint("lake", 10).await.expect("checkpoint");
+    assert_eq!(j.trim().await, Ok(6));
+    j.close();
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.append(entry("new"), HOUR).await, Ok(Appended::Stored { seq: 10 }), "seq is never reused");
+    assert_eq!(j.stats().first_seq, 10);
+}
+
+#[tokio::test]
+async fn over_budget_appends_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = super::super::record::encode(&entry("a")).len() as u64;
+    let opts = Options { max_bytes: size * 2, ..options() };
+    let j = EmbeddedJournal::open(dir.path(), opts, Arc::new(ManualClock::new(0)), None).expect("open");
+    j.append(entry("a"), HOUR).await.expect("fits");
+    j.append(entry("b"), HOUR).await.expect("fits");
+    assert!(matches!(j.append(entry("c"), HOUR).await, Err(JournalError::Full { .. })));
+    assert_eq!(j.stats().entries, 2);
+    // The refused key is not held: once there is room, the retry is stored.
+    j.commit_checkpoint("lake", 2).await.expect("checkpoint");
+    j.trim().await.expect("trim");
+    assert_eq!(j.append(entry("c"), HOUR).await, Ok(Appended::Stored { seq: 2 }));
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_open_a_held_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let _j = open(dir.path(), &clock);
+    let second = EmbeddedJournal::open(dir.path(), options(), Arc::new(clock), None);
+    assert!(matches!(second, Err(JournalError::Storage { op: "open", .. })));
+}
+
+#[tokio::test]
+async fn entries_without_a_key_are_always_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path(), &ManualClock::new(0));
+    let mut e = entry("x");
+    e.dedup_key = None;
+    assert_eq!(j.append(e.clone(), 0).await, Ok(Appended::Stored { seq: 0 }));
+    assert_eq!(j.append(e, 0).await, Ok(Appended::Stored { seq: 1 }));
+    assert_eq!(j.stats().keys, 0);
+}
