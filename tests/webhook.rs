@@ -345,3 +345,34 @@ fn shipped_config_validates_with_the_binary() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_full_journal_answers_503_with_retry_after_and_acknowledges_nothing_unstored() {
+    let config = config_text("", "").replace("data_dir = \"data\"", "data_dir = \"data\"\nmax_journal_bytes = 1200");
+    let h = Hooklake::start_with(&config);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let body = envelope(&format!("full-{i}"));
+        let req = request(
+            "POST",
+            "/webhooks/insightiq",
+            &[("Webhook-Signatures", &sign(SECRET, body.as_bytes()))],
+            body.as_bytes(),
+        );
+        let raw = {
+            let mut s = TcpStream::connect(h.addr).unwrap();
+            s.write_all(&req).unwrap();
+            let mut buf = String::new();
+            std::io::Read::read_to_string(&mut s, &mut buf).unwrap();
+            buf
+        };
+        let status: u16 = raw.split(' ').nth(1).unwrap().parse().unwrap();
+        if status == 503 {
+            assert!(raw.to_ascii_lowercase().contains("retry-after: 10"), "{raw}");
+        }
+        statuses.push(status);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(ok >= 1 && statuses[ok..].iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(h.stop_and_dump().len(), ok, "exactly the acknowledged deliveries are stored");
+}

@@ -205,14 +205,14 @@ fn parse_root(root: &dyn TableLike, base: &Path, path: &Path, d: &mut Diagnostic
     let data_dir = f.opt_string(d, "data_dir").map_or_else(|| "data".to_owned(), |s| s.value);
     let mut journal = JournalConfig::default();
     journal.max_bytes = f.size(d, "max_journal_bytes", journal.max_bytes);
-    if let Some(item) = f.item("journal") {
-        if let Some(t) = table_of(item, "journal", d) {
-            let mut jf = Fields::new(t, "journal", item.span());
-            journal.max_bytes = jf.size(d, "max_bytes", journal.max_bytes);
-            journal.queue = usize_of(jf.integer(d, "queue", journal.queue as u64, 1..1_000_001));
-            journal.max_batch = usize_of(jf.integer(d, "max_batch", journal.max_batch as u64, 1..100_001));
-            jf.finish(d);
-        }
+    if let Some(item) = f.item("journal")
+        && let Some(t) = table_of(item, "journal", d)
+    {
+        let mut jf = Fields::new(t, "journal", item.span());
+        journal.max_bytes = jf.size(d, "max_bytes", journal.max_bytes);
+        journal.queue = usize_of(jf.integer(d, "queue", journal.queue as u64, 1..1_000_001));
+        journal.max_batch = usize_of(jf.integer(d, "max_batch", journal.max_batch as u64, 1..100_001));
+        jf.finish(d);
     }
     let api = f.item("api").and_then(|item| parse_api(item, d));
     let sources = components(&mut f, d, "sources", SOURCE_KINDS, parse_source);
@@ -238,19 +238,19 @@ fn parse_api(item: &Item, d: &mut Diagnostics<'_>) -> Option<InsightIqApiConfig>
     let apis = table_of(item, "api", d)?;
     let mut af = Fields::new(apis, "api", item.span());
     let mut out = None;
-    if let Some(iq) = af.item("insightiq") {
-        if let Some(t) = table_of(iq, "api.insightiq", d) {
-            let mut f = Fields::new(t, "api.insightiq", iq.span());
-            let environment = f.choice(d, "environment", &["sandbox", "staging", "production"], "sandbox");
-            let default_url = crate::insightiq::base_url(&environment);
-            let base_url = f.string_or(d, "base_url", default_url);
-            let client_id = f.opt_secret(d, "client_id").map(|s| s.value);
-            let client_secret = f.opt_secret(d, "client_secret").map(|s| s.value);
-            let rate_limit = f.integer(d, "rate_limit", 10, 1..10_001);
-            let timeout = f.duration(d, "timeout", Duration::from_secs(30));
-            f.finish(d);
-            out = Some(InsightIqApiConfig { environment, base_url, client_id, client_secret, rate_limit, timeout });
-        }
+    if let Some(iq) = af.item("insightiq")
+        && let Some(t) = table_of(iq, "api.insightiq", d)
+    {
+        let mut f = Fields::new(t, "api.insightiq", iq.span());
+        let environment = f.choice(d, "environment", &["sandbox", "staging", "production"], "sandbox");
+        let default_url = crate::insightiq::base_url(&environment);
+        let base_url = f.string_or(d, "base_url", default_url);
+        let client_id = f.opt_secret(d, "client_id").map(|s| s.value);
+        let client_secret = f.opt_secret(d, "client_secret").map(|s| s.value);
+        let rate_limit = f.integer(d, "rate_limit", 10, 1..10_001);
+        let timeout = f.duration(d, "timeout", Duration::from_secs(30));
+        f.finish(d);
+        out = Some(InsightIqApiConfig { environment, base_url, client_id, client_secret, rate_limit, timeout });
     }
     af.finish(d);
     out

@@ -279,10 +279,8 @@ impl Writer {
         let n = batch.len();
         match self.write_appends(&batch) {
             Ok((outcomes, stored)) => {
-                if stored {
-                    if let Some(observe) = &self.on_commit {
-                        observe(n, started.elapsed());
-                    }
+                if stored && let Some(observe) = &self.on_commit {
+                    observe(n, started.elapsed());
                 }
                 for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);

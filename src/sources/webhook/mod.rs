@@ -105,20 +105,29 @@ impl Answer {
         }
     }
 
+    /// Why, in words (no secrets, no body content).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Accepted { .. } => "accepted".into(),
+            Self::Duplicate { .. } => "duplicate".into(),
+            Self::Rejected(r) => r.to_string(),
+            Self::TooLarge { max } => format!("body is larger than {max} bytes"),
+            Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
+            Self::BodyTimeout => "body was not received in time".into(),
+            Self::BodyError => "body could not be read".into(),
+            Self::NotFound => "not found".into(),
+            Self::MethodNotAllowed { allow } => format!("use {allow}"),
+            Self::ShuttingDown => "shutting down; retry later".into(),
+            Self::Journal(e) => format!("{e}; retry later"),
+            Self::AckTimeout => "storage is slow; retry later".into(),
+        }
+    }
+
     fn body(&self) -> String {
         let json = match self {
             Self::Accepted { seq } => serde_json::json!({"status": "accepted", "seq": seq}),
             Self::Duplicate { seq } => serde_json::json!({"status": "duplicate", "seq": seq}),
-            Self::Rejected(r) => serde_json::json!({"error": r.to_string()}),
-            Self::TooLarge { max } => serde_json::json!({"error": format!("body is larger than {max} bytes")}),
-            Self::UnsupportedMediaType => serde_json::json!({"error": "Content-Type must be application/json"}),
-            Self::BodyTimeout => serde_json::json!({"error": "body was not received in time"}),
-            Self::BodyError => serde_json::json!({"error": "body could not be read"}),
-            Self::NotFound => serde_json::json!({"error": "not found"}),
-            Self::MethodNotAllowed { allow } => serde_json::json!({"error": format!("use {allow}")}),
-            Self::ShuttingDown => serde_json::json!({"error": "shutting down; retry later"}),
-            Self::Journal(e) => serde_json::json!({"error": format!("{e}; retry later")}),
-            Self::AckTimeout => serde_json::json!({"error": "storage is slow; retry later"}),
+            other => serde_json::json!({"error": other.reason()}),
         };
         json.to_string()
     }
@@ -301,7 +310,9 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
             tracing::debug!(source = %ctx.name, seq, "duplicate");
         }
         Answer::Journal(e) => tracing::warn!(source = %ctx.name, error = %e, "not stored"),
-        other => tracing::info!(source = %ctx.name, %peer, status = status.as_u16(), reason = ?other, "refused"),
+        other => {
+            tracing::info!(source = %ctx.name, %peer, status = status.as_u16(), reason = %other.reason(), "refused")
+        }
     }
     answer.into_response()
 }
@@ -368,4 +379,40 @@ fn plain(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str)
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::EnvelopeError;
+    use crate::transforms::verify::SignatureError;
+
+    #[test]
+    fn every_outcome_maps_to_the_contracted_status() {
+        let ip = "192.0.2.1".parse().expect("ip");
+        let cases: Vec<(Answer, u16)> = vec![
+            (Answer::Accepted { seq: 1 }, 200),
+            (Answer::Duplicate { seq: 1 }, 200),
+            (Answer::Rejected(Rejection::Verify(VerifyError::IpNotAllowed { ip })), 403),
+            (Answer::Rejected(Rejection::Verify(SignatureError::Missing { header: "h" }.into())), 401),
+            (Answer::Rejected(Rejection::Verify(SignatureError::Mismatch { header: "h" }.into())), 401),
+            (Answer::Rejected(Rejection::Envelope(EnvelopeError::MissingField { field: "id" })), 400),
+            (Answer::Rejected(Rejection::NoDedupKey { field: "id".into() }), 400),
+            (Answer::TooLarge { max: 1 }, 413),
+            (Answer::UnsupportedMediaType, 415),
+            (Answer::BodyTimeout, 408),
+            (Answer::NotFound, 404),
+            (Answer::MethodNotAllowed { allow: "POST" }, 405),
+            (Answer::ShuttingDown, 503),
+            (Answer::Journal(JournalError::Full { bytes: 2, max: 1 }), 503),
+            (Answer::Journal(JournalError::Closed), 503),
+            (Answer::AckTimeout, 503),
+        ];
+        for (answer, want) in cases {
+            let retry = matches!(answer, Answer::ShuttingDown | Answer::Journal(_) | Answer::AckTimeout);
+            let resp = answer.into_response();
+            assert_eq!(resp.status().as_u16(), want);
+            assert_eq!(resp.headers().contains_key(header::RETRY_AFTER), retry, "Retry-After only on 503");
+        }
+    }
 }
