@@ -55,6 +55,7 @@ pub mod journal;
 pub mod metrics;
 pub mod secret;
 pub mod shutdown;
+pub mod sinks;
 pub mod sources;
 pub mod topology;
 pub mod transforms;

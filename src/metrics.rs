@@ -53,16 +53,21 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str) {
+        self.render_labelled(out, name, "");
+    }
+
+    fn render_labelled(&self, out: &mut String, name: &str, labels: &str) {
+        let (sep, braced) = if labels.is_empty() { ("", String::new()) } else { (",", format!("{{{labels}}}")) };
         let mut cumulative = 0;
         for (b, c) in BUCKETS.iter().zip(&self.counts) {
             cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
     }
 }
 
@@ -92,10 +97,37 @@ impl SourceMetrics {
     }
 }
 
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    /// Rows written.
+    pub rows: AtomicU64,
+    /// Files committed.
+    pub files: AtomicU64,
+    /// Failed write attempts (each retried).
+    pub upload_errors: AtomicU64,
+    /// The sink's journal checkpoint (next seq to write).
+    pub checkpoint: AtomicU64,
+    /// Upload latency per file.
+    pub upload_latency: Histogram,
+}
+
+/// Rows written by sinks.
+pub const SINK_ROWS: &str = "hooklake_sink_rows_total";
+/// Files committed by sinks.
+pub const SINK_FILES: &str = "hooklake_sink_files_total";
+/// Failed sink write attempts.
+pub const SINK_ERRORS: &str = "hooklake_sink_write_errors_total";
+/// Events acknowledged but not yet in a sink's files.
+pub const SINK_LAG: &str = "hooklake_sink_checkpoint_lag";
+/// Sink upload latency per file.
+pub const SINK_UPLOAD_SECONDS: &str = "hooklake_sink_upload_seconds";
+
 /// All metrics of a running pipeline.
 #[derive(Debug, Default)]
 pub struct Metrics {
     sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
+    sinks: Mutex<BTreeMap<String, Arc<SinkMetrics>>>,
     /// Group commit latency.
     pub commit_latency: Histogram,
     commits: AtomicU64,
@@ -108,6 +140,14 @@ impl Metrics {
         match self.sources.lock() {
             Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
             Err(_) => Arc::new(SourceMetrics::default()),
+        }
+    }
+
+    /// The metrics of sink `name`, created on first use.
+    pub fn sink(&self, name: &str) -> Arc<SinkMetrics> {
+        match self.sinks.lock() {
+            Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
+            Err(_) => Arc::new(SinkMetrics::default()),
         }
     }
 
@@ -148,6 +188,35 @@ impl Metrics {
         let _ = writeln!(out, "{COMMITTED_APPENDS} {}", self.committed_appends.load(Ordering::Relaxed));
         header(&mut out, COMMIT_SECONDS, "histogram", "Journal group commit latency, including fsync.");
         self.commit_latency.render(&mut out, COMMIT_SECONDS);
+        let sinks: Vec<(String, Arc<SinkMetrics>)> =
+            self.sinks.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()).unwrap_or_default();
+        if !sinks.is_empty() {
+            for (metric, help, get) in [
+                (
+                    SINK_ROWS,
+                    "Rows written to the lake.",
+                    (|s: &SinkMetrics| s.rows.load(Ordering::Relaxed)) as fn(&SinkMetrics) -> u64,
+                ),
+                (SINK_FILES, "Files committed to the lake.", |s: &SinkMetrics| s.files.load(Ordering::Relaxed)),
+                (SINK_ERRORS, "Failed write attempts (retried).", |s: &SinkMetrics| {
+                    s.upload_errors.load(Ordering::Relaxed)
+                }),
+            ] {
+                header(&mut out, metric, "counter", help);
+                for (name, s) in &sinks {
+                    let _ = writeln!(out, "{metric}{{sink=\"{name}\"}} {}", get(s));
+                }
+            }
+            header(&mut out, SINK_LAG, "gauge", "Events stored in the journal but not yet in this sink's files.");
+            for (name, s) in &sinks {
+                let lag = journal.next_seq.saturating_sub(s.checkpoint.load(Ordering::Relaxed));
+                let _ = writeln!(out, "{SINK_LAG}{{sink=\"{name}\"}} {lag}");
+            }
+            header(&mut out, SINK_UPLOAD_SECONDS, "histogram", "Upload latency per file.");
+            for (name, s) in &sinks {
+                s.upload_latency.render_labelled(&mut out, SINK_UPLOAD_SECONDS, &format!("sink=\"{name}\""));
+            }
+        }
         for (name, help, value) in [
             (JOURNAL_DEPTH, "Events held in the journal.", journal.entries),
             (JOURNAL_BYTES, "Bytes of events held in the journal.", journal.bytes),

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::clock::SharedClock;
-use crate::config::{Config, Diagnostics, SourceConfig, TransformConfig, suggest};
+use crate::config::{Config, Diagnostics, SinkConfig, SourceConfig, TransformConfig, suggest};
 use crate::journal::embedded::{EmbeddedJournal, Options};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
+use crate::sinks::parquet::{ParquetSink, StoreError};
 use crate::sources::webhook::{Shared, Webhook};
 use crate::transforms::dedup::Dedup;
 use crate::transforms::verify::Verifier;
@@ -87,6 +88,12 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
                     d.error(input.span.clone(), format!("`{name}` reads from itself"));
                 }
                 Some(upstream) => {
+                    if *node == Node::Sink && !matches!(upstream, Node::Source | Node::Admission) {
+                        d.error(
+                            input.span.clone(),
+                            format!("sink `{name}` writes the raw `events` table from the journal, so it must read from a webhook source or an admission stage, not `{target}`"),
+                        );
+                    }
                     if *node == Node::Admission {
                         if !matches!(upstream, Node::Source | Node::Admission) {
                             d.error(
@@ -169,6 +176,15 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// A sink's store could not be opened.
+    #[error("sink `{sink}`")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
     /// A verify stage could not be built.
     #[error("transform `{stage}`: {reason}")]
     Verify {
@@ -182,6 +198,7 @@ pub enum BuildError {
 /// A built pipeline: sockets bound, journal open, nothing served yet.
 pub struct Pipeline {
     sources: Vec<Webhook>,
+    sinks: Vec<ParquetSink>,
     shared: Arc<Shared>,
     journal: Arc<EmbeddedJournal>,
 }
@@ -231,7 +248,16 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
             }
         }
     }
-    Ok(Pipeline { sources, shared, journal })
+    let mut sinks = Vec::new();
+    for sink in &config.sinks {
+        match &sink.kind {
+            SinkConfig::Parquet(pc) => sinks.push(
+                ParquetSink::build(&sink.name, pc.clone(), shared.metrics.sink(&sink.name))
+                    .map_err(|source| BuildError::Sink { sink: sink.name.clone(), source })?,
+            ),
+        }
+    }
+    Ok(Pipeline { sources, sinks, shared, journal })
 }
 
 /// The admission stages downstream of `source`, in order.
@@ -267,11 +293,17 @@ impl Pipeline {
     /// Serves until `shutdown` resolves; then answers 503 to new requests, lets in-flight ones finish and
     /// their commits land, and closes the journal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { sources, shared, journal } = self;
+        let Self { sources, sinks, shared, journal } = self;
         let (tx, rx) = crate::shutdown::channel();
+        let (sinks_tx, sinks_rx) = crate::shutdown::channel();
         let mut tasks = Vec::new();
         for s in sources {
             tasks.push(tokio::spawn(s.serve(rx.clone())));
+        }
+        let mut sink_tasks = Vec::new();
+        for s in sinks {
+            let journal = Arc::clone(&journal) as Arc<dyn Journal>;
+            sink_tasks.push(tokio::spawn(s.run(journal, sinks_rx.clone())));
         }
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
         shutdown.await;
@@ -280,6 +312,15 @@ impl Pipeline {
         let _ = tx.send(true);
         for t in tasks {
             let _ = t.await;
+        }
+        // Sources are quiet: now every sink writes all that was acknowledged, then stops.
+        let _ = sinks_tx.send(true);
+        for t in sink_tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "sink stopped with work left"),
+                Err(e) => tracing::error!(error = %e, "sink task failed"),
+            }
         }
         let _ = housekeeping.await;
         drop(shared);

@@ -89,8 +89,14 @@ impl<'s> Diagnostics<'s> {
         Err(ConfigErrors(self.errors.into_iter().map(|(_, e)| e).collect()))
     }
 
-    pub(super) fn env(&self) -> &Env<'s> {
+    /// Where `${VAR}` values come from.
+    pub fn env(&self) -> &Env<'s> {
         self.env
+    }
+
+    /// The config file's folder: relative paths in the config resolve against it.
+    pub fn base_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.file).parent().map(std::path::Path::to_path_buf).unwrap_or_default()
     }
 }
 

@@ -19,6 +19,7 @@ pub use diag::{ConfigError, ConfigErrors, Diagnostics, Fields, Spanned, suggest}
 pub use values::{Env, InterpolationError, interpolate, parse_duration, parse_size};
 
 use crate::secret::Secret;
+use crate::sinks::parquet::ParquetConfig;
 use crate::sources::webhook::WebhookConfig;
 use crate::transforms::dedup::DedupConfig;
 use crate::transforms::verify::VerifyConfig;
@@ -118,13 +119,16 @@ impl TransformConfig {
     }
 }
 
-/// Sink kinds (none yet: the Parquet sink lands with the lake work).
+/// Sink kinds.
 #[derive(Debug, Clone)]
-pub enum SinkConfig {}
+pub enum SinkConfig {
+    /// `type = "parquet"`.
+    Parquet(ParquetConfig),
+}
 
 const SOURCE_KINDS: &[&str] = &["webhook"];
 const TRANSFORM_KINDS: &[&str] = &["verify", "dedup"];
-const SINK_KINDS: &[&str] = &[];
+const SINK_KINDS: &[&str] = &["parquet"];
 
 /// The source registry.
 fn parse_source(kind: &str, f: &mut Fields<'_>, d: &mut Diagnostics<'_>) -> Option<SourceConfig> {
@@ -144,11 +148,11 @@ fn parse_transform(kind: &str, f: &mut Fields<'_>, d: &mut Diagnostics<'_>) -> O
 }
 
 /// The sink registry.
-fn parse_sink(kind: &str, _f: &mut Fields<'_>, _d: &mut Diagnostics<'_>) -> Option<SinkConfig> {
-    // No sink kind yet (the Parquet sink lands with the lake work): every `type` is unknown, which
-    // `components` reports before calling this.
-    let _ = kind;
-    None
+fn parse_sink(kind: &str, f: &mut Fields<'_>, d: &mut Diagnostics<'_>) -> Option<SinkConfig> {
+    match kind {
+        "parquet" => ParquetConfig::parse(f, d).map(SinkConfig::Parquet),
+        _ => None,
+    }
 }
 
 /// Why a config could not be loaded.

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{decode, encode};
 use super::{Appended, BoxFuture, Entry, Journal, JournalError, JournalStats, Record};
@@ -27,6 +27,7 @@ const KEYS: TableDefinition<&str, (u64, i64)> = TableDefinition::new("keys");
 const EXPIRY: TableDefinition<(i64, u64), &str> = TableDefinition::new("expiry");
 const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("intents");
 
 /// Most records deleted (trim) or keys forgotten (prune) in one transaction, so housekeeping never holds the
 /// writer for long.
@@ -52,6 +53,7 @@ pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 enum Command {
     Append { entry: Entry, ttl: i64, reply: oneshot::Sender<Result<Appended, JournalError>> },
     Checkpoint { consumer: String, next: u64, reply: oneshot::Sender<Result<(), JournalError>> },
+    Intent { consumer: String, intent: Vec<u8>, reply: oneshot::Sender<Result<(), JournalError>> },
     Trim { reply: oneshot::Sender<Result<u64, JournalError>> },
     Prune { reply: oneshot::Sender<Result<u64, JournalError>> },
 }
@@ -72,6 +74,7 @@ pub struct EmbeddedJournal {
     counters: Arc<Counters>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    stored: watch::Receiver<u64>,
 }
 
 fn storage(op: &'static str) -> impl Fn(redb::Error) -> JournalError {
@@ -108,6 +111,7 @@ impl EmbeddedJournal {
                 let keys = try_db!("open", txn.open_table(KEYS))?;
                 try_db!("open", txn.open_table(EXPIRY))?;
                 try_db!("open", txn.open_table(CHECKPOINTS))?;
+                try_db!("open", txn.open_table(INTENTS))?;
                 let meta = try_db!("open", txn.open_table(META))?;
                 let get = |k: &str| -> Result<u64, JournalError> {
                     Ok(try_db!("open", meta.get(k))?.map_or(0, |v| v.value()))
@@ -123,12 +127,13 @@ impl EmbeddedJournal {
             try_db!("open", txn.commit())?;
         }
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        let writer = Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit };
+        let (notify, stored) = watch::channel(counters.next_seq.load(Ordering::SeqCst));
+        let writer = Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit, notify };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| JournalError::Storage { op: "start writer", message: e.to_string() })?;
-        Ok(Self { db, tx: Some(tx), counters, writer: Some(writer), path })
+        Ok(Self { db, tx: Some(tx), counters, writer: Some(writer), path, stored })
     }
 
     /// Where the database file is.
@@ -195,6 +200,25 @@ impl Journal for EmbeddedJournal {
         Box::pin(self.send(move |reply| Command::Checkpoint { consumer, next, reply }))
     }
 
+    fn record_intent(&self, consumer: &str, intent: Vec<u8>) -> BoxFuture<'_, Result<(), JournalError>> {
+        let consumer = consumer.to_owned();
+        Box::pin(self.send(move |reply| Command::Intent { consumer, intent, reply }))
+    }
+
+    fn intent(&self, consumer: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, JournalError>> {
+        let consumer = consumer.to_owned();
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            let txn = try_db!("read intent", db.begin_read())?;
+            let t = try_db!("read intent", txn.open_table(INTENTS))?;
+            Ok(try_db!("read intent", t.get(consumer.as_str()))?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.stored.clone()
+    }
+
     fn trim(&self) -> BoxFuture<'_, Result<u64, JournalError>> {
         Box::pin(self.send(|reply| Command::Trim { reply }))
     }
@@ -234,6 +258,7 @@ struct Writer {
     options: Options,
     clock: SharedClock,
     on_commit: Option<CommitObserver>,
+    notify: watch::Sender<u64>,
 }
 
 type AppendReply = (Entry, i64, oneshot::Sender<Result<Appended, JournalError>>);
@@ -261,6 +286,9 @@ impl Writer {
                 match cmd {
                     Command::Checkpoint { consumer, next, reply } => {
                         let _ = reply.send(self.checkpoint(&consumer, next));
+                    }
+                    Command::Intent { consumer, intent, reply } => {
+                        let _ = reply.send(self.record_intent(&consumer, &intent));
                     }
                     Command::Trim { reply } => {
                         let _ = reply.send(self.trim());
@@ -367,6 +395,7 @@ impl Writer {
         c.bytes.store(bytes, Ordering::SeqCst);
         c.entries.fetch_add(stored, Ordering::SeqCst);
         c.keys.fetch_add(new_keys, Ordering::SeqCst);
+        self.notify.send_replace(next_seq);
         Ok((outcomes, true))
     }
 
@@ -375,8 +404,19 @@ impl Writer {
         {
             let mut t = try_db!("checkpoint", txn.open_table(CHECKPOINTS))?;
             try_db!("checkpoint", t.insert(consumer, next))?;
+            let mut intents = try_db!("checkpoint", txn.open_table(INTENTS))?;
+            try_db!("checkpoint", intents.remove(consumer))?;
         }
         try_db!("checkpoint", txn.commit())
+    }
+
+    fn record_intent(&self, consumer: &str, intent: &[u8]) -> Result<(), JournalError> {
+        let txn = try_db!("intent", self.db.begin_write())?;
+        {
+            let mut t = try_db!("intent", txn.open_table(INTENTS))?;
+            try_db!("intent", t.insert(consumer, intent))?;
+        }
+        try_db!("intent", txn.commit())
     }
 
     fn trim(&self) -> Result<u64, JournalError> {

@@ -132,8 +132,20 @@ pub trait Journal: Send + Sync + 'static {
     /// The next sequence number `consumer` has not yet handed on (`None` if it never committed one).
     fn checkpoint(&self, consumer: &str) -> BoxFuture<'_, Result<Option<u64>, JournalError>>;
 
-    /// Records that `consumer` has handed on everything below `next`.
+    /// Records that `consumer` has handed on everything below `next`, and clears its intent, in one write.
     fn commit_checkpoint(&self, consumer: &str, next: u64) -> BoxFuture<'_, Result<(), JournalError>>;
+
+    /// Durably records what `consumer` is about to do (opaque bytes, e.g. "write files for seq a..=b"), before
+    /// it does anything visible. After a crash the consumer finds it with [`Journal::intent`] and redoes exactly
+    /// that, so its side effects are the same as if it had not crashed.
+    fn record_intent(&self, consumer: &str, intent: Vec<u8>) -> BoxFuture<'_, Result<(), JournalError>>;
+
+    /// The intent `consumer` recorded and has not yet completed with [`Journal::commit_checkpoint`].
+    fn intent(&self, consumer: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, JournalError>>;
+
+    /// A receiver that changes whenever events are stored (its value is the next sequence number), so
+    /// consumers wait for new data instead of polling.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Deletes every record below the slowest consumer's checkpoint; with no consumers, deletes nothing.
     /// Returns how many records were deleted.

@@ -223,3 +223,31 @@ async fn entries_without_a_key_are_always_stored() {
     assert_eq!(j.append(e, 0).await, Ok(Appended::Stored { seq: 1 }));
     assert_eq!(j.stats().keys, 0);
 }
+
+#[tokio::test]
+async fn an_intent_survives_a_reopen_and_is_cleared_by_the_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    {
+        let j = open(dir.path(), &clock);
+        j.record_intent("sink.lake", b"0..=9".to_vec()).await.expect("intent");
+        j.close();
+    }
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.intent("sink.lake").await, Ok(Some(b"0..=9".to_vec())));
+    assert_eq!(j.intent("other").await, Ok(None));
+    j.commit_checkpoint("sink.lake", 10).await.expect("checkpoint");
+    assert_eq!(j.intent("sink.lake").await, Ok(None));
+    assert_eq!(j.checkpoint("sink.lake").await, Ok(Some(10)));
+}
+
+#[tokio::test]
+async fn subscribers_see_new_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path(), &ManualClock::new(0));
+    let mut rx = j.subscribe();
+    assert_eq!(*rx.borrow_and_update(), 0);
+    j.append(entry("a"), HOUR).await.expect("append");
+    rx.changed().await.expect("changed");
+    assert_eq!(*rx.borrow(), 1);
+}

@@ -1,0 +1,334 @@
+//! `type = "parquet"`: journal → Arrow → Parquet files in a Hive-partitioned lake through `object_store`
+//! (local disk, S3, GCS, Azure, memory), with exactly one copy of every acknowledged event across crashes.
+//!
+//! The commit protocol (deterministic names, recorded intent):
+//! 1. Read journal records from this sink's checkpoint; buffer until `roll_rows`, `roll_bytes` or
+//!    `roll_interval`.
+//! 2. Record the intent "files for seq `first..=last`" in the journal, durably, *before* writing anything.
+//! 3. Write one file per (table, partition), named `part-<first>-<last>` from the seqs it holds; each appears
+//!    atomically (put, completed multipart, or local temp file + rename).
+//! 4. Commit the checkpoint `last + 1` (which clears the intent) in one write.
+//!
+//! On start, a recorded intent is redone from the same journal range: the same rows produce the same names,
+//! so a crash at any point rewrites files in place and never adds a second copy. The journal is trimmed only
+//! below every consumer's checkpoint, so the range is always still there.
+//!
+//! This module must never advance its checkpoint past a file that is not in the store, and never drop rows
+//! while the store is down: it retries with capped backoff while the journal holds the backlog.
+
+mod config;
+mod layout;
+mod store;
+mod table;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use config::{Codec, Location, PARTITION_KEYS, ParquetConfig, parse_location};
+pub use layout::{file_name, file_path, sanitize};
+pub use store::{Lake, StoreError, remove_local_leftovers, upload};
+pub use table::{EVENTS, Table, events_batch, events_table, host_fields, timestamp_type};
+pub use writer::encode;
+
+use crate::clock::date_of_micros;
+use crate::journal::{Journal, JournalError, Record};
+use crate::metrics::SinkMetrics;
+use crate::shutdown::{Signal, stopped};
+
+/// Most records read from the journal at once.
+const READ_PAGE: usize = 1000;
+/// Longest wait between upload retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a stopping sink keeps retrying a failing store before leaving the rest to the next start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a sink stopped with work left.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The journal failed.
+    #[error("sink `{sink}`: journal")]
+    Journal {
+        /// The sink.
+        sink: String,
+        /// The cause.
+        #[source]
+        source: JournalError,
+    },
+    /// A recorded intent could not be read (written by an incompatible version?).
+    #[error("sink `{sink}`: recorded intent is unreadable")]
+    Intent {
+        /// The sink.
+        sink: String,
+    },
+    /// Stopped while the store was failing; the intent stays recorded and is redone at the next start.
+    #[error("sink `{sink}`: stopped with seq {first}..={last} not yet written (redone at next start)")]
+    Interrupted {
+        /// The sink.
+        sink: String,
+        /// First seq of the pending range.
+        first: u64,
+        /// Last seq of the pending range.
+        last: u64,
+    },
+}
+
+/// What a sink is about to write, recorded before it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    first: u64,
+    last: u64,
+}
+
+/// When a buffer should become files.
+#[derive(Debug, Clone, Copy)]
+pub struct Roll {
+    /// Rows.
+    pub rows: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Age of the oldest buffered row.
+    pub interval: Duration,
+}
+
+impl Roll {
+    /// True when a buffer of `rows` rows and `bytes` bytes whose oldest row is `age` old must be written.
+    pub fn due(&self, rows: u64, bytes: u64, age: Duration) -> bool {
+        rows > 0 && (rows >= self.rows || bytes >= self.bytes || age >= self.interval)
+    }
+}
+
+/// One file to write: its path and the records it holds (in seq order).
+#[derive(Debug)]
+pub struct PlannedFile<'a> {
+    /// Object path.
+    pub path: object_store::path::Path,
+    /// The records.
+    pub records: Vec<&'a Record>,
+}
+
+/// The partition values of a record for `partition_by` keys.
+pub fn partition_of(record: &Record, keys: &[String]) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|k| {
+            let v = match k.as_str() {
+                "date" => date_of_micros(record.entry.received_at),
+                "event_type" => record.entry.event.clone(),
+                "source" => record.entry.source.clone(),
+                _ => String::new(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Splits a flush into files: one per partition, each named by the seq range of its own records.
+pub fn plan<'a>(
+    records: &'a [Record],
+    keys: &[String],
+    prefix: &object_store::path::Path,
+    table: &str,
+) -> Vec<PlannedFile<'a>> {
+    let mut groups: BTreeMap<Vec<(String, String)>, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        groups.entry(partition_of(r, keys)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(partition, records)| {
+            let first = records.first()?.seq;
+            let last = records.last()?.seq;
+            Some(PlannedFile { path: file_path(prefix, table, &partition, first, last), records })
+        })
+        .collect()
+}
+
+/// A built Parquet sink.
+pub struct ParquetSink {
+    name: String,
+    config: ParquetConfig,
+    lake: Lake,
+    metrics: Arc<SinkMetrics>,
+}
+
+impl ParquetSink {
+    /// Opens the sink's store.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be set up.
+    pub fn build(name: &str, config: ParquetConfig, metrics: Arc<SinkMetrics>) -> Result<Self, StoreError> {
+        let lake = store::open(&config)?;
+        Ok(Self { name: name.to_owned(), config, lake, metrics })
+    }
+
+    /// The journal consumer name of this sink.
+    pub fn consumer(&self) -> String {
+        format!("sink.{}", self.name)
+    }
+
+    fn journal_err(&self) -> impl Fn(JournalError) -> SinkError + '_ {
+        |source| SinkError::Journal { sink: self.name.clone(), source }
+    }
+
+    /// Runs until `shutdown`, then writes everything the journal holds and returns.
+    ///
+    /// # Errors
+    /// [`SinkError`] when the journal fails or the store stays down through shutdown.
+    pub async fn run(self, journal: Arc<dyn Journal>, mut shutdown: Signal) -> Result<(), SinkError> {
+        let consumer = self.consumer();
+        let jerr = self.journal_err();
+        if let Some(root) = &self.lake.local_root {
+            let n = remove_local_leftovers(root);
+            if n > 0 {
+                tracing::info!(sink = %self.name, files = n, "removed leftovers of interrupted local writes");
+            }
+        }
+        let mut next = match journal.checkpoint(&consumer).await.map_err(&jerr)? {
+            Some(n) => n,
+            None => {
+                let start = journal.stats().first_seq;
+                journal.commit_checkpoint(&consumer, start).await.map_err(&jerr)?;
+                start
+            }
+        };
+        if let Some(raw) = journal.intent(&consumer).await.map_err(&jerr)? {
+            let intent: Intent =
+                serde_json::from_slice(&raw).map_err(|_| SinkError::Intent { sink: self.name.clone() })?;
+            tracing::info!(sink = %self.name, first = intent.first, last = intent.last, "redoing an interrupted write");
+            let records = read_range(journal.as_ref(), intent.first, intent.last).await.map_err(&jerr)?;
+            self.write_until_done(records, intent, &mut shutdown).await?;
+            journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
+            next = intent.last + 1;
+        }
+        let roll =
+            Roll { rows: self.config.roll_rows, bytes: self.config.roll_bytes, interval: self.config.roll_interval };
+        let mut stored = journal.subscribe();
+        let mut buf: Vec<Record> = Vec::new();
+        let mut buf_bytes = 0u64;
+        let mut oldest: Option<Instant> = None;
+        let mut stopping = false;
+        loop {
+            let room = usize::try_from(roll.rows).unwrap_or(usize::MAX).saturating_sub(buf.len()).clamp(1, READ_PAGE);
+            stored.borrow_and_update();
+            let records = journal.read(next, room).await.map_err(&jerr)?;
+            let got = !records.is_empty();
+            for r in records {
+                next = r.seq + 1;
+                buf_bytes += r.entry.body.len() as u64;
+                buf.push(r);
+            }
+            if got && oldest.is_none() {
+                oldest = Some(Instant::now());
+            }
+            let age = oldest.map_or(Duration::ZERO, |o| o.elapsed());
+            if roll.due(buf.len() as u64, buf_bytes, age) || (stopping && !got && !buf.is_empty()) {
+                let records = std::mem::take(&mut buf);
+                let intent = Intent { first: records[0].seq, last: records[records.len() - 1].seq };
+                let raw = serde_json::to_vec(&intent).unwrap_or_default();
+                journal.record_intent(&consumer, raw).await.map_err(&jerr)?;
+                self.write_until_done(records, intent, &mut shutdown).await?;
+                journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
+                self.metrics.checkpoint.store(intent.last + 1, std::sync::atomic::Ordering::Relaxed);
+                buf_bytes = 0;
+                oldest = None;
+                continue;
+            }
+            if got {
+                continue;
+            }
+            if stopping {
+                return Ok(());
+            }
+            let deadline = oldest.map_or_else(|| Instant::now() + Duration::from_secs(3600), |o| o + roll.interval);
+            tokio::select! {
+                _ = stored.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = stopped(&mut shutdown) => stopping = true,
+            }
+        }
+    }
+
+    /// Writes the files of `records`, retrying with capped backoff until they are all in the store.
+    async fn write_until_done(
+        &self,
+        records: Vec<Record>,
+        intent: Intent,
+        shutdown: &mut Signal,
+    ) -> Result<(), SinkError> {
+        let records = Arc::new(records);
+        let mut backoff = Duration::from_millis(200);
+        let mut stop_seen: Option<Instant> = None;
+        loop {
+            match self.write_files(Arc::clone(&records)).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.metrics.upload_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(sink = %self.name, first = intent.first, last = intent.last, error = %e, retry_in = ?backoff, "writing files failed; will retry (rows stay in the journal)");
+                }
+            }
+            if *shutdown.borrow() {
+                let since = *stop_seen.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SHUTDOWN_GRACE {
+                    return Err(SinkError::Interrupted {
+                        sink: self.name.clone(),
+                        first: intent.first,
+                        last: intent.last,
+                    });
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped(shutdown), if stop_seen.is_none() => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn write_files(&self, records: Arc<Vec<Record>>) -> Result<(), String> {
+        let keys = self.config.partition_by.clone();
+        let prefix = self.lake.prefix.clone();
+        let (codec, row_group) = (self.config.codec, usize::try_from(self.config.row_group_rows).unwrap_or(usize::MAX));
+        // Building and compressing a file is CPU work: keep it off the threads that answer webhooks.
+        let files = tokio::task::spawn_blocking(
+            move || -> Result<Vec<(object_store::path::Path, usize, bytes::Bytes)>, String> {
+                let mut out = Vec::new();
+                for file in plan(&records, &keys, &prefix, EVENTS) {
+                    let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
+                    let bytes = encode(&batch, codec, row_group).map_err(|e| format!("encoding parquet: {e}"))?;
+                    out.push((file.path, file.records.len(), bytes));
+                }
+                Ok(out)
+            },
+        )
+        .await
+        .map_err(|e| format!("encoder task failed: {e}"))??;
+        for (path, rows, bytes) in files {
+            let started = Instant::now();
+            let size = bytes.len();
+            upload(self.lake.store.as_ref(), &path, bytes).await.map_err(|e| format!("uploading {path}: {e}"))?;
+            self.metrics.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.rows.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.upload_latency.observe(started.elapsed());
+            tracing::debug!(sink = %self.name, %path, rows, bytes = size, "file committed");
+        }
+        Ok(())
+    }
+}
+
+async fn read_range(journal: &dyn Journal, first: u64, last: u64) -> Result<Vec<Record>, JournalError> {
+    let mut out = Vec::new();
+    let mut next = first;
+    while next <= last {
+        let page = journal.read(next, READ_PAGE).await?;
+        let Some(end) = page.last().map(|r| r.seq) else { break };
+        out.extend(page.into_iter().filter(|r| r.seq <= last));
+        next = end + 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
