@@ -323,6 +323,12 @@ impl Pipeline {
             }
         }
         let _ = housekeeping.await;
+        // Everything the sinks wrote is no longer needed in the journal.
+        match journal.trim().await {
+            Ok(n) if n > 0 => tracing::info!(records = n, "trimmed journal below the sinks' checkpoints"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "trimming journal failed"),
+        }
         drop(shared);
         match Arc::try_unwrap(journal) {
             Ok(j) => {
