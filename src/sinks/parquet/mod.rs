@@ -297,7 +297,8 @@ impl ParquetSink {
                 let mut out = Vec::new();
                 for file in plan(&records, &keys, &prefix, EVENTS) {
                     let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
-                    let bytes = encode(&batch, codec, row_group).map_err(|e| format!("encoding parquet: {e}"))?;
+                    let bytes = encode(batch.schema(), &[batch], codec, row_group)
+                        .map_err(|e| format!("encoding parquet: {e}"))?;
                     out.push((file.path, file.records.len(), bytes));
                 }
                 Ok(out)

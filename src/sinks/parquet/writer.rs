@@ -2,6 +2,7 @@
 //! object store in one atomic put or multipart upload: readers never see a partial file.
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -10,11 +11,16 @@ use parquet::file::properties::WriterProperties;
 
 use super::config::Codec;
 
-/// Encodes `batch` as one Parquet file.
+/// Encodes `batches` (all of `schema`) as one Parquet file.
 ///
 /// # Errors
 /// [`ParquetError`] from the encoder.
-pub fn encode(batch: &RecordBatch, codec: Codec, row_group_rows: usize) -> Result<Bytes, ParquetError> {
+pub fn encode(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    codec: Codec,
+    row_group_rows: usize,
+) -> Result<Bytes, ParquetError> {
     let compression = match codec {
         Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
         Codec::Snappy => Compression::SNAPPY,
@@ -25,9 +31,12 @@ pub fn encode(batch: &RecordBatch, codec: Codec, row_group_rows: usize) -> Resul
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_created_by(format!("hooklake {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 2);
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut out = Vec::with_capacity(size / 2);
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.close()?;
     Ok(Bytes::from(out))
 }
@@ -63,7 +72,7 @@ mod tests {
         let refs: Vec<&Record> = records.iter().collect();
         let batch = events_batch(&refs).expect("batch");
         for codec in [Codec::Zstd, Codec::Snappy, Codec::None] {
-            let bytes = encode(&batch, codec, 4).expect("encode");
+            let bytes = encode(batch.schema(), &[batch.clone()], codec, 4).expect("encode");
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).expect("reader");
             assert_eq!(reader.schema().fields(), events_table().schema.fields());
             let read: Vec<RecordBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
