@@ -72,7 +72,7 @@ mod tests {
         let refs: Vec<&Record> = records.iter().collect();
         let batch = events_batch(&refs).expect("batch");
         for codec in [Codec::Zstd, Codec::Snappy, Codec::None] {
-            let bytes = encode(batch.schema(), &[batch.clone()], codec, 4).expect("encode");
+            let bytes = encode(batch.schema(), std::slice::from_ref(&batch), codec, 4).expect("encode");
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).expect("reader");
             assert_eq!(reader.schema().fields(), events_table().schema.fields());
             let read: Vec<RecordBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
