@@ -17,12 +17,10 @@ import re
 import statistics
 import sys
 
-BEGIN, END = "<!-- ingest:begin -->", "<!-- ingest:end -->"
+from benchmarks_md import write_section
+
 TARGET_RATIO = 8.0
 OTHER_LOAD_CORES = 0.25  # busy CPU outside server + wrk above which a run is flagged as disturbed
-FILE_HEADER = ("# hooklake benchmarks\n\nLatest figures of the benchmarks under `benches/`. Each section is "
-               "rewritten by the script named in it; rerun that script rather than editing figures by hand.\n\n")
-
 
 def load_json(path):
     with open(path, encoding="utf-8") as f:
@@ -224,23 +222,6 @@ def render(params, fsync, gen, runs):
     return "\n".join(lines) + "\n", verdict
 
 
-def write_section(path, section):
-    block = f"{BEGIN}\n{section}{END}\n"
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        start, end = text.find(BEGIN), text.find(END)
-        if start != -1 and end > start:
-            rest = text[end + len(END):].lstrip("\n")
-            text = text[:start] + block + ("\n" + rest if rest else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    else:
-        text = FILE_HEADER + block
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results")
@@ -258,7 +239,7 @@ def main():
     with open(os.path.join(a.results, "summary.json"), "w", encoding="utf-8") as f:
         json.dump({"params": params, "fsync": fsync, "gen": gen, "runs": runs, "verdict": verdict}, f, indent=1)
     if a.write:
-        write_section(a.write, section)
+        write_section(a.write, "ingest", section)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 
+from benchmarks_md import write_section
+
+NAME = "sink-latency"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUESTS = os.path.join(ROOT, "benches", "out", "requests", "run")
 
@@ -27,17 +30,6 @@ def percentile(sorted_values, p):
         return float("nan")
     k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
     return sorted_values[k]
-
-
-def write_section(md_path, section):
-    begin, end = "<!-- sink-latency:begin -->", "<!-- sink-latency:end -->"
-    text = open(md_path).read() if os.path.exists(md_path) else "# hooklake benchmarks\n"
-    block = f"{begin}\n{section}\n{end}"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    open(md_path, "w").write(text)
 
 
 def main():
@@ -112,7 +104,7 @@ roll_interval = "{args.roll_interval}s"
 | ---: | ---: | ---: | ---: | ---: | --- |
 | {len(lat):,} | {files} | {p50:.2f} | {p99:.2f} | {mx:.2f} | {target} s: **{"met" if p99 <= target else "not met"}** |"""
     print(section)
-    write_section(os.path.join(ROOT, "BENCHMARKS.md"), section)
+    write_section(os.path.join(ROOT, "BENCHMARKS.md"), NAME, section)
 
 
 if __name__ == "__main__":

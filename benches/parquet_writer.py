@@ -18,10 +18,13 @@ import subprocess
 import sys
 import time
 
+from benchmarks_md import write_section
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+NAME = "sink-writer"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benches", "out")
 ROW_GROUP = 131072
@@ -73,17 +76,6 @@ def time_pyarrow(table, runs):
             "bytes": size, "all_s": sorted(secs)}
 
 
-def write_section(md_path, section):
-    begin, end = "<!-- sink-writer:begin -->", "<!-- sink-writer:end -->"
-    text = open(md_path).read() if os.path.exists(md_path) else "# hooklake benchmarks\n"
-    block = f"{begin}\n{section}\n{end}"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    open(md_path, "w").write(text)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -122,7 +114,7 @@ def main():
 
 **hooklake ÷ pyarrow = {ratio:.2f}× rows/s** (target ≥ 1.2×: **{verdict}**)."""
     print(section)
-    write_section(os.path.join(ROOT, "BENCHMARKS.md"), section)
+    write_section(os.path.join(ROOT, "BENCHMARKS.md"), NAME, section)
 
 
 if __name__ == "__main__":

@@ -164,35 +164,38 @@ where
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Signal handlers go in before anything is announced: a SIGTERM that arrives right after the
+    // "listening" line must start a graceful stop, not kill the process.
+    let shutdown = shutdown_signal()?;
     let pipeline = hooklake::topology::build(&config, Arc::new(SystemClock)).await?;
     for (name, addr, path) in pipeline.endpoints() {
         // A stable line on stdout: scripts and tests read the bound port from it (listen = "…:0").
         println!("hooklake: source {name} listening on http://{addr}{path}");
     }
     tracing::info!(data_dir = %config.data_dir.display(), "pipeline running");
-    pipeline.run(shutdown_signal()).await;
+    pipeline.run(shutdown).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are registered when this is called, not when it is polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Hooklake, SECRET, envelope, request, sign, try_raw_request};
+use common::{Hooklake, envelope, signed_request, try_raw_request};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -58,12 +58,7 @@ fn kill_9_under_load_loses_no_acknowledged_delivery() {
                         let i = next_index.fetch_add(1, Ordering::Relaxed);
                         let Some(id) = ids.get(i) else { break };
                         let body = envelope(id);
-                        let req = request(
-                            "POST",
-                            "/webhooks/insightiq",
-                            &[("Webhook-Signatures", &sign(SECRET, body.as_bytes()))],
-                            body.as_bytes(),
-                        );
+                        let req = signed_request(body.as_bytes());
                         match try_raw_request(addr, &req) {
                             Some((200, _)) => got_200.lock().unwrap().push(id.clone()),
                             // Killed mid-request, or gone: stop sending (the next cycle resends).

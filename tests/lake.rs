@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Hooklake, Proxy, S3Server, SECRET, config_text, envelope, lake_summary, request, s3_sink_lines, sign,
-    try_raw_request, with_sink,
+    Hooklake, Proxy, S3Server, config_text, envelope, lake_summary, s3_sink_lines, signed_request, try_raw_request,
+    with_sink,
 };
 use serde_json::Value;
 
@@ -126,12 +126,7 @@ fn kill_9_loops_under_load_leave_every_acked_id_in_the_lake_exactly_once() {
                     while !stop.load(Ordering::Relaxed) {
                         let id = format!("k{cycle}-{}", counter.fetch_add(1, Ordering::Relaxed));
                         let body = envelope(&id);
-                        let req = request(
-                            "POST",
-                            "/webhooks/insightiq",
-                            &[("Webhook-Signatures", &sign(SECRET, body.as_bytes()))],
-                            body.as_bytes(),
-                        );
+                        let req = signed_request(body.as_bytes());
                         match try_raw_request(addr, &req) {
                             Some((200, _)) => got.lock().unwrap().push(id),
                             _ => break,

@@ -2,13 +2,22 @@
 //! concurrent appends into one transaction (group commit: one fsync answers many requests).
 //!
 //! Tables, all in the same database so one transaction covers them:
-//! - `events`: `seq → record` (see `record.rs`)
+//! - `events`: `seq → record` (see `record.rs`); the record carries its dedup key and the key's expiry
 //! - `keys`: `dedup key → (seq, expires_at)`; `expiry`: `(expires_at, seq) → key`, to prune in TTL order
-//! - `checkpoints`: `consumer → next seq`; `meta`: `next_seq`, `bytes`, `entries`
+//! - `checkpoints`: `consumer → next seq`; `intents`: `consumer → bytes`; `meta`: `next_seq`, `bytes`,
+//!   `indexed_upto`
 //!
-//! The dedup check reads `keys` inside the same write transaction that inserts the event, so two concurrent
-//! deliveries of one id are serialised by the writer: the first is stored, the second sees its key.
+//! **The key is written with the event; the index is derived.** An append transaction inserts only the event
+//! row (sequential, cheap). The event's key goes to an in-memory map of not-yet-indexed keys, and the writer
+//! moves those into `keys`/`expiry` in larger batches (random inserts amortised, off the acknowledgement path),
+//! recording `indexed_upto`: every event below it has its key in `keys`. After a crash the map is rebuilt from
+//! the events at or above `indexed_upto`, which are never trimmed before they are indexed. So "the event and its
+//! key in one atomic write" holds, while the hot transaction stays small.
+//!
+//! The dedup check (batch, in-memory map, then `keys`) runs in the writer, so two concurrent deliveries of one
+//! id are serialised: the first is stored, the second sees its key.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +27,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::record::{decode, encode};
+use super::record::{decode, decode_with_expiry, encode};
 use super::{Appended, BoxFuture, Entry, Journal, JournalError, JournalStats, Record};
 use crate::clock::SharedClock;
 
@@ -32,6 +41,11 @@ const INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("intents");
 /// Most records deleted (trim) or keys forgotten (prune) in one transaction, so housekeeping never holds the
 /// writer for long.
 const HOUSEKEEPING_BATCH: usize = 10_000;
+
+/// Keys moved into the on-disk index per transaction; indexing starts once this many are waiting.
+const INDEX_BATCH: usize = 4096;
+/// Keys never wait longer than this to be indexed while appends keep coming.
+const INDEX_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The journal file inside `data_dir`.
 pub const FILE_NAME: &str = "journal.redb";
@@ -128,7 +142,10 @@ impl EmbeddedJournal {
         }
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (notify, stored) = watch::channel(counters.next_seq.load(Ordering::SeqCst));
-        let writer = Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit, notify };
+        let pending = Pending::rebuild(&db, counters.next_seq.load(Ordering::SeqCst))?;
+        counters.keys.fetch_add(pending.order.len() as u64, Ordering::SeqCst);
+        let writer =
+            Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit, notify, pending };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || writer.run(rx))
@@ -252,7 +269,47 @@ fn read_range(db: &Database, from: u64, max: usize) -> Result<Vec<Record>, Journ
     Ok(out)
 }
 
+/// Keys stored with their events but not yet in the `keys` table, in seq order.
+struct Pending {
+    order: VecDeque<(u64, String, i64)>,
+    map: HashMap<String, (u64, i64)>,
+    oldest: Option<Instant>,
+}
+
+impl Pending {
+    /// Rebuilds the not-yet-indexed keys from the events at or above `indexed_upto`.
+    fn rebuild(db: &Database, next_seq: u64) -> Result<Self, JournalError> {
+        let mut pending = Self { order: VecDeque::new(), map: HashMap::new(), oldest: None };
+        let txn = try_db!("open", db.begin_read())?;
+        let meta = try_db!("open", txn.open_table(META))?;
+        // Journals written before the derived index kept every key in `keys`: absent means "all indexed".
+        let indexed_upto = try_db!("open", meta.get("indexed_upto"))?.map_or(next_seq, |v| v.value());
+        let events = try_db!("open", txn.open_table(EVENTS))?;
+        for item in try_db!("open", events.range(indexed_upto..))? {
+            let (k, v) = try_db!("open", item)?;
+            let seq = k.value();
+            let (entry, expires_at) =
+                decode_with_expiry(v.value()).map_err(|source| JournalError::Corrupt { seq, source })?;
+            if let Some(key) = entry.dedup_key {
+                pending.push(seq, key, expires_at);
+            }
+        }
+        Ok(pending)
+    }
+
+    fn push(&mut self, seq: u64, key: String, expires_at: i64) {
+        self.oldest.get_or_insert_with(Instant::now);
+        self.map.insert(key.clone(), (seq, expires_at));
+        self.order.push_back((seq, key, expires_at));
+    }
+
+    fn get(&self, key: &str) -> Option<(u64, i64)> {
+        self.map.get(key).copied()
+    }
+}
+
 struct Writer {
+    pending: Pending,
     db: Arc<Database>,
     counters: Arc<Counters>,
     options: Options,
@@ -264,7 +321,7 @@ struct Writer {
 type AppendReply = (Entry, i64, oneshot::Sender<Result<Appended, JournalError>>);
 
 impl Writer {
-    fn run(self, mut rx: mpsc::Receiver<Command>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut others = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut appends: Vec<AppendReply> = Vec::new();
@@ -282,6 +339,13 @@ impl Writer {
             if !appends.is_empty() {
                 self.append_batch(appends);
             }
+            let waiting = self.pending.order.len();
+            let old = self.pending.oldest.is_some_and(|t| t.elapsed() >= INDEX_MAX_AGE);
+            if (waiting >= INDEX_BATCH || (waiting > 0 && old))
+                && let Err(e) = self.index(INDEX_BATCH)
+            {
+                tracing::warn!(error = %e, "indexing dedup keys failed; they stay in memory and in their events");
+            }
             for cmd in others.drain(..) {
                 match cmd {
                     Command::Checkpoint { consumer, next, reply } => {
@@ -291,18 +355,65 @@ impl Writer {
                         let _ = reply.send(self.record_intent(&consumer, &intent));
                     }
                     Command::Trim { reply } => {
-                        let _ = reply.send(self.trim());
+                        let result = self.trim();
+                        let _ = reply.send(result);
                     }
                     Command::Prune { reply } => {
-                        let _ = reply.send(self.prune());
+                        let result = self.prune();
+                        let _ = reply.send(result);
                     }
                     Command::Append { .. } => {}
                 }
             }
         }
+        // Closing: index what is left, so the next start has nothing to rebuild.
+        if let Err(e) = self.index(usize::MAX) {
+            tracing::warn!(error = %e, "indexing dedup keys at close failed; the next start rebuilds them");
+        }
     }
 
-    fn append_batch(&self, batch: Vec<AppendReply>) {
+    /// Moves up to `max` waiting keys (oldest first) into the `keys` table, in one transaction.
+    fn index(&mut self, max: usize) -> Result<(), JournalError> {
+        while !self.pending.order.is_empty() {
+            let n = self.pending.order.len().min(max).min(HOUSEKEEPING_BATCH);
+            let txn = try_db!("index", self.db.begin_write())?;
+            let total_keys = {
+                let mut keys = try_db!("index", txn.open_table(KEYS))?;
+                let mut expiry = try_db!("index", txn.open_table(EXPIRY))?;
+                for (seq, key, expires_at) in self.pending.order.iter().take(n) {
+                    if let Some(old) = try_db!("index", keys.insert(key.as_str(), (*seq, *expires_at)))? {
+                        let (old_seq, old_expires) = old.value();
+                        try_db!("index", expiry.remove((old_expires, old_seq)))?;
+                    }
+                    try_db!("index", expiry.insert((*expires_at, *seq), key.as_str()))?;
+                }
+                try_db!("index", keys.len())?
+            };
+            let upto = self
+                .pending
+                .order
+                .get(n)
+                .map_or_else(|| self.counters.next_seq.load(Ordering::SeqCst), |(seq, _, _)| *seq);
+            {
+                let mut meta = try_db!("index", txn.open_table(META))?;
+                try_db!("index", meta.insert("indexed_upto", upto))?;
+            }
+            try_db!("index", txn.commit())?;
+            for (seq, key, _) in self.pending.order.drain(..n) {
+                if self.pending.map.get(&key).is_some_and(|(s, _)| *s == seq) {
+                    self.pending.map.remove(&key);
+                }
+            }
+            self.pending.oldest = if self.pending.order.is_empty() { None } else { Some(Instant::now()) };
+            self.counters.keys.store(total_keys + self.pending.order.len() as u64, Ordering::SeqCst);
+            if max != usize::MAX {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn append_batch(&mut self, batch: Vec<AppendReply>) {
         let started = Instant::now();
         let n = batch.len();
         match self.write_appends(&batch) {
@@ -325,7 +436,7 @@ impl Writer {
 
     /// One transaction for the whole batch. Returns per-append outcomes and whether anything was written.
     fn write_appends(
-        &self,
+        &mut self,
         batch: &[AppendReply],
     ) -> Result<(Vec<Result<Appended, JournalError>>, bool), JournalError> {
         let now = self.clock.now_micros();
@@ -334,24 +445,32 @@ impl Writer {
         let mut next_seq = self.counters.next_seq.load(Ordering::SeqCst);
         let mut bytes = self.counters.bytes.load(Ordering::SeqCst);
         let (mut stored, mut new_keys) = (0u64, 0u64);
+        // Keys stored by this batch: visible to later entries of the same batch, pending only after commit.
+        let mut batch_keys: Vec<(u64, &str, i64)> = Vec::new();
         {
             let mut events = try_db!("append", txn.open_table(EVENTS))?;
-            let mut keys = try_db!("append", txn.open_table(KEYS))?;
-            let mut expiry = try_db!("append", txn.open_table(EXPIRY))?;
+            let keys = try_db!("append", txn.open_table(KEYS))?;
             for (entry, ttl, _) in batch {
-                let mut stale = None;
-                if let Some(key) = &entry.dedup_key {
-                    let held = try_db!("append", keys.get(key.as_str()))?.map(|v| v.value());
+                let mut replaces_expired = false;
+                if let Some(key) = entry.dedup_key.as_deref() {
+                    let held = match batch_keys.iter().rev().find(|(_, k, _)| *k == key) {
+                        Some((seq, _, expires_at)) => Some((*seq, *expires_at)),
+                        None => match self.pending.get(key) {
+                            Some(v) => Some(v),
+                            None => try_db!("append", keys.get(key))?.map(|v| v.value()),
+                        },
+                    };
                     if let Some((seq, expires_at)) = held {
                         if expires_at > now {
                             outcomes.push(Ok(Appended::Duplicate { seq }));
                             continue;
                         }
                         // Expired but not yet pruned: the key is free again.
-                        stale = Some((expires_at, seq));
+                        replaces_expired = true;
                     }
                 }
-                let record = encode(entry);
+                let expires_at = now.saturating_add(*ttl);
+                let record = encode(entry, expires_at);
                 let size = record.len() as u64;
                 if bytes.saturating_add(size) > self.options.max_bytes {
                     outcomes.push(Err(JournalError::Full { bytes, max: self.options.max_bytes }));
@@ -359,16 +478,11 @@ impl Writer {
                 }
                 let seq = next_seq;
                 try_db!("append", events.insert(seq, record.as_slice()))?;
-                if let Some(key) = &entry.dedup_key {
-                    let expires_at = now.saturating_add(*ttl);
-                    match stale {
-                        Some(old) => {
-                            try_db!("append", expiry.remove(old))?;
-                        }
-                        None => new_keys += 1,
+                if let Some(key) = entry.dedup_key.as_deref() {
+                    batch_keys.push((seq, key, expires_at));
+                    if !replaces_expired {
+                        new_keys += 1;
                     }
-                    try_db!("append", keys.insert(key.as_str(), (seq, expires_at)))?;
-                    try_db!("append", expiry.insert((expires_at, seq), key.as_str()))?;
                 }
                 next_seq += 1;
                 bytes += size;
@@ -387,6 +501,9 @@ impl Writer {
             try_db!("append", meta.insert("bytes", bytes))?;
         }
         try_db!("append", txn.commit())?;
+        for (seq, key, expires_at) in batch_keys {
+            self.pending.push(seq, key.to_owned(), expires_at);
+        }
         let c = &self.counters;
         if c.entries.load(Ordering::SeqCst) == 0 {
             c.first_seq.store(next_seq - stored, Ordering::SeqCst);
@@ -419,7 +536,9 @@ impl Writer {
         try_db!("intent", txn.commit())
     }
 
-    fn trim(&self) -> Result<u64, JournalError> {
+    fn trim(&mut self) -> Result<u64, JournalError> {
+        // Events not yet indexed are the only copy of their keys: index them all before trimming.
+        self.index(usize::MAX)?;
         let mut total = 0;
         loop {
             let txn = try_db!("trim", self.db.begin_write())?;
@@ -463,7 +582,9 @@ impl Writer {
         }
     }
 
-    fn prune(&self) -> Result<u64, JournalError> {
+    fn prune(&mut self) -> Result<u64, JournalError> {
+        // Expiry lives in the index: bring every key there first.
+        self.index(usize::MAX)?;
         let now = self.clock.now_micros();
         let mut total = 0;
         loop {

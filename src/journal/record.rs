@@ -5,7 +5,10 @@ use bytes::Bytes;
 
 use super::Entry;
 
-const VERSION: u8 = 1;
+/// Version 2 adds the dedup key's expiry after the key (version 1 records are still read).
+const VERSION: u8 = 2;
+/// Key lifetime assumed for version 1 records, which did not store it: the default TTL.
+const V1_TTL_MICROS: i64 = 7 * 86_400 * 1_000_000;
 
 /// Why bytes are not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,8 +24,8 @@ pub enum DecodeError {
     Utf8,
 }
 
-/// Serialises `entry`.
-pub fn encode(entry: &Entry) -> Vec<u8> {
+/// Serialises `entry`; `dedup_expires_at` (µs) is when its dedup key, if any, stops counting.
+pub fn encode(entry: &Entry, dedup_expires_at: i64) -> Vec<u8> {
     let text_len: usize =
         [&entry.source, &entry.source_ip, &entry.event, &entry.id].iter().map(|s| s.len() + 4).sum::<usize>()
             + entry.name.as_ref().map_or(1, |s| s.len() + 5)
@@ -42,6 +45,9 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
             }
             None => out.push(0),
         }
+    }
+    if entry.dedup_key.is_some() {
+        out.extend_from_slice(&dedup_expires_at.to_le_bytes());
     }
     let n = u16::try_from(entry.headers.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&n.to_le_bytes());
@@ -104,9 +110,17 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// [`DecodeError`] for an unknown version or damaged bytes.
 pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    decode_with_expiry(bytes).map(|(e, _)| e)
+}
+
+/// Like [`decode`], also returning when the entry's dedup key expires (0 without a key).
+///
+/// # Errors
+/// [`DecodeError`] for an unknown version or damaged bytes.
+pub fn decode_with_expiry(bytes: &[u8]) -> Result<(Entry, i64), DecodeError> {
     let mut r = Reader(bytes);
     let version = r.u8()?;
-    if version != VERSION {
+    if version != 1 && version != VERSION {
         return Err(DecodeError::Version(version));
     }
     let received_at = i64::from_le_bytes(r.array()?);
@@ -116,13 +130,18 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let id = r.string()?;
     let name = r.opt_string()?;
     let dedup_key = r.opt_string()?;
+    let expires_at = match (&dedup_key, version) {
+        (None, _) => 0,
+        (Some(_), 1) => received_at.saturating_add(V1_TTL_MICROS),
+        (Some(_), _) => i64::from_le_bytes(r.array()?),
+    };
     let n = u16::from_le_bytes(r.array()?);
     let mut headers = Vec::with_capacity(usize::from(n));
     for _ in 0..n {
         headers.push((r.string()?, r.string()?));
     }
     let body = Bytes::copy_from_slice(r.bytes()?);
-    Ok(Entry { source, received_at, source_ip, event, id, name, dedup_key, headers, body })
+    Ok((Entry { source, received_at, source_ip, event, id, name, dedup_key, headers, body }, expires_at))
 }
 
 #[cfg(test)]
@@ -155,13 +174,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn encode_then_decode_is_identity(e in entry_strategy()) {
-            prop_assert_eq!(decode(&encode(&e)), Ok(e));
+        fn encode_then_decode_is_identity(e in entry_strategy(), expires in any::<i64>()) {
+            let want = if e.dedup_key.is_some() { expires } else { 0 };
+            prop_assert_eq!(decode_with_expiry(&encode(&e, expires)), Ok((e, want)));
         }
 
         #[test]
         fn every_truncation_is_an_error_not_a_panic(e in entry_strategy(), cut in 0usize..1000) {
-            let bytes = encode(&e);
+            let bytes = encode(&e, 1);
             let cut = cut % bytes.len();
             prop_assert!(decode(&bytes[..cut]).is_err());
         }

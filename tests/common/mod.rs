@@ -198,6 +198,11 @@ pub fn envelope(id: &str) -> String {
     )
 }
 
+/// A POST of `body` to the webhook path, signed with [`SECRET`].
+pub fn signed_request(body: &[u8]) -> Vec<u8> {
+    request("POST", "/webhooks/insightiq", &[("Webhook-Signatures", &sign(SECRET, body))], body)
+}
+
 /// Request bytes with a correct Content-Length and `Connection: close`.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut r = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");

@@ -191,7 +191,7 @@ async fn trim_stops_at_the_slowest_checkpoint_and_never_reuses_sequence_numbers(
 #[tokio::test]
 async fn over_budget_appends_are_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let size = super::super::record::encode(&entry("a")).len() as u64;
+    let size = super::super::record::encode(&entry("a"), 0).len() as u64;
     let opts = Options { max_bytes: size * 2, ..options() };
     let j = EmbeddedJournal::open(dir.path(), opts, Arc::new(ManualClock::new(0)), None).expect("open");
     j.append(entry("a"), HOUR).await.expect("fits");
@@ -250,4 +250,41 @@ async fn subscribers_see_new_events() {
     j.append(entry("a"), HOUR).await.expect("append");
     rx.changed().await.expect("changed");
     assert_eq!(*rx.borrow(), 1);
+}
+
+#[tokio::test]
+async fn keys_are_rebuilt_from_events_above_the_indexed_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    {
+        let j = open(dir.path(), &clock);
+        j.append(entry("a"), HOUR).await.expect("append");
+        j.close();
+    }
+    // Simulate a crash after more appends but before indexing: write events with keys directly, as the append
+    // transaction does, without touching `keys` or `indexed_upto`.
+    {
+        let db = redb::Database::create(dir.path().join(FILE_NAME)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut events = txn.open_table(EVENTS).expect("events");
+            let mut meta = txn.open_table(META).expect("meta");
+            for (seq, id) in [(1u64, "b"), (2, "c")] {
+                let record = super::super::record::encode(&entry(id), HOUR);
+                events.insert(seq, record.as_slice()).expect("insert");
+            }
+            meta.insert("next_seq", 3u64).expect("meta");
+        }
+        txn.commit().expect("commit");
+    }
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }), "rebuilt from its event");
+    assert_eq!(j.append(entry("c"), HOUR).await, Ok(Appended::Duplicate { seq: 2 }));
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }), "indexed before");
+    assert_eq!(j.append(entry("d"), HOUR).await, Ok(Appended::Stored { seq: 3 }));
+    // Trim indexes first, so trimmed events never take their keys with them.
+    j.commit_checkpoint("lake", 4).await.expect("checkpoint");
+    assert_eq!(j.trim().await, Ok(4));
+    assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
+    assert_eq!(j.stats().keys, 4);
 }

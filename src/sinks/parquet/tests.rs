@@ -56,6 +56,11 @@ fn a_flush_over_midnight_becomes_one_file_per_date_each_named_by_its_own_range()
     assert_eq!(again, names);
 }
 
+fn open_journal(dir: &std::path::Path) -> Arc<dyn Journal> {
+    let options = Options { max_bytes: 1 << 30, queue: 64, max_batch: 64 };
+    Arc::new(EmbeddedJournal::open(dir, options, Arc::new(ManualClock::new(0)), None).expect("journal"))
+}
+
 fn sink_config(dir: &std::path::Path) -> ParquetConfig {
     ParquetConfig {
         location: Location::Local(dir.to_path_buf()),
@@ -89,15 +94,7 @@ fn lake_files(dir: &std::path::Path) -> Vec<String> {
 async fn the_sink_writes_rolled_files_flushes_the_rest_at_shutdown_and_checkpoints() {
     let data = tempfile::tempdir().expect("tempdir");
     let lake = tempfile::tempdir().expect("tempdir");
-    let journal: Arc<dyn Journal> = Arc::new(
-        EmbeddedJournal::open(
-            data.path(),
-            Options { max_bytes: 1 << 30, queue: 64, max_batch: 64 },
-            Arc::new(ManualClock::new(0)),
-            None,
-        )
-        .expect("journal"),
-    );
+    let journal = open_journal(data.path());
     for i in 0..6 {
         journal.append(entry(&format!("e{i}"), 20_000 * DAY), DAY).await.expect("append");
     }
@@ -124,15 +121,7 @@ async fn the_sink_writes_rolled_files_flushes_the_rest_at_shutdown_and_checkpoin
 async fn a_recorded_intent_is_redone_with_the_same_names_and_no_second_copy() {
     let data = tempfile::tempdir().expect("tempdir");
     let lake = tempfile::tempdir().expect("tempdir");
-    let journal: Arc<dyn Journal> = Arc::new(
-        EmbeddedJournal::open(
-            data.path(),
-            Options { max_bytes: 1 << 30, queue: 64, max_batch: 64 },
-            Arc::new(ManualClock::new(0)),
-            None,
-        )
-        .expect("journal"),
-    );
+    let journal = open_journal(data.path());
     for i in 0..3 {
         journal.append(entry(&format!("e{i}"), 20_000 * DAY), DAY).await.expect("append");
     }
