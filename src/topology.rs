@@ -69,6 +69,8 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
         for input in inputs.iter() {
             let target = input.value.as_str();
             match nodes.get(target) {
+                // Declared but invalid: its own error already says why.
+                None if config.invalid.contains(target) => {}
                 None => {
                     let hint = suggest(target, readable.iter().copied())
                         .map(|s| format!("; did you mean `{s}`?"))

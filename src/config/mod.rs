@@ -45,6 +45,9 @@ pub struct Config {
     pub transforms: Vec<Component<TransformConfig>>,
     /// `[sinks.*]`, in file order.
     pub sinks: Vec<Component<SinkConfig>>,
+    /// Components that are declared but failed to parse (already reported): inputs naming them are not
+    /// reported a second time as naming nothing.
+    pub invalid: std::collections::BTreeSet<String>,
 }
 
 /// `[journal]`: the durable hand-off between admission and processing.
@@ -219,11 +222,12 @@ fn parse_root(root: &dyn TableLike, base: &Path, path: &Path, d: &mut Diagnostic
         jf.finish(d);
     }
     let api = f.item("api").and_then(|item| parse_api(item, d));
-    let sources = components(&mut f, d, "sources", SOURCE_KINDS, parse_source);
-    let transforms = components(&mut f, d, "transforms", TRANSFORM_KINDS, parse_transform);
-    let sinks = components(&mut f, d, "sinks", SINK_KINDS, parse_sink);
+    let mut invalid = std::collections::BTreeSet::new();
+    let sources = components(&mut f, d, "sources", SOURCE_KINDS, parse_source, &mut invalid);
+    let transforms = components(&mut f, d, "transforms", TRANSFORM_KINDS, parse_transform, &mut invalid);
+    let sinks = components(&mut f, d, "sinks", SINK_KINDS, parse_sink, &mut invalid);
     f.finish(d);
-    Config { file: path.to_owned(), data_dir: base.join(data_dir), journal, api, sources, transforms, sinks }
+    Config { file: path.to_owned(), data_dir: base.join(data_dir), journal, api, sources, transforms, sinks, invalid }
 }
 
 fn usize_of(n: u64) -> usize {
@@ -268,12 +272,14 @@ fn components<K>(
     section: &str,
     kinds: &[&str],
     parse: KindParser<K>,
+    invalid: &mut std::collections::BTreeSet<String>,
 ) -> Vec<Component<K>> {
     let Some(item) = root.item(section) else { return Vec::new() };
     let Some(table) = table_of(item, section, d) else { return Vec::new() };
     let mut out = Vec::new();
     for (name, item) in table.iter() {
         let path = format!("{section}.{name}");
+        invalid.insert(name.to_owned());
         let Some(t) = table_of(item, &path, d) else { continue };
         let span = table.key(name).and_then(|k| k.span()).or_else(|| item.span());
         let mut f = Fields::new(t, path.clone(), span.clone());
@@ -291,6 +297,7 @@ fn components<K>(
         let parsed = parse(&kind.value, &mut f, d);
         f.finish(d);
         if let Some(kind) = parsed {
+            invalid.remove(name);
             out.push(Component { name: name.to_owned(), inputs, span, kind });
         }
     }

@@ -231,3 +231,14 @@ fn relative_data_dir_resolves_against_the_config_folder() {
         .expect("valid");
     assert_eq!(c.data_dir, Path::new("/var/lib/hl"));
 }
+
+#[test]
+fn an_input_naming_an_invalid_stage_is_not_reported_twice() {
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[transforms.d]\ntype=\"dedupe\"\ninputs=[\"h\"]\n[sinks.raw]\ntype=\"parquet\"\ninputs=[\"d\"]\nurl=\"memory://\"\n",
+    );
+    insta_like(
+        &e,
+        "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup)",
+    );
+}

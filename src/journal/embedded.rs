@@ -42,8 +42,9 @@ const INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("intents");
 /// writer for long.
 const HOUSEKEEPING_BATCH: usize = 10_000;
 
-/// Keys moved into the on-disk index per transaction; indexing starts once this many are waiting.
-const INDEX_BATCH: usize = 4096;
+/// Keys moved into the on-disk index per transaction; indexing starts once this many are waiting. Small, so an
+/// index transaction never holds the writer (and the appends waiting behind it) for long.
+const INDEX_BATCH: usize = 1024;
 /// Keys never wait longer than this to be indexed while appends keep coming.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(1);
 
@@ -115,7 +116,11 @@ impl EmbeddedJournal {
         std::fs::create_dir_all(dir)
             .map_err(|e| JournalError::Storage { op: "create data_dir", message: format!("{}: {e}", dir.display()) })?;
         let path = dir.join(FILE_NAME);
-        let db = Arc::new(try_db!("open", Database::create(&path))?);
+        let db = match Database::create(&path) {
+            Ok(db) => Arc::new(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(JournalError::InUse),
+            Err(e) => return Err(storage("open")(e.into())),
+        };
         let counters = Arc::new(Counters::default());
         {
             let txn = try_db!("open", db.begin_write())?;
@@ -366,17 +371,28 @@ impl Writer {
                 }
             }
         }
-        // Closing: index what is left, so the next start has nothing to rebuild.
-        if let Err(e) = self.index(usize::MAX) {
+        // Closing: index what is left and make it durable, so the next start has nothing to rebuild.
+        if let Err(e) = self.index(usize::MAX).and_then(|()| self.persist()) {
             tracing::warn!(error = %e, "indexing dedup keys at close failed; the next start rebuilds them");
         }
     }
 
-    /// Moves up to `max` waiting keys (oldest first) into the `keys` table, in one transaction.
+    /// An empty durable commit: makes every earlier non-durable commit durable.
+    fn persist(&self) -> Result<(), JournalError> {
+        let txn = try_db!("persist", self.db.begin_write())?;
+        try_db!("persist", txn.commit())
+    }
+
+    /// Moves up to `max` waiting keys (oldest first) into the `keys` table (all of them for `usize::MAX`).
+    ///
+    /// Index transactions are not fsynced (`Durability::None`): the next append, trim or close commit makes
+    /// them durable, and until then the keys are safe in their events above `indexed_upto`, which is written in
+    /// the same transaction, so a crash loses either both or neither.
     fn index(&mut self, max: usize) -> Result<(), JournalError> {
         while !self.pending.order.is_empty() {
             let n = self.pending.order.len().min(max).min(HOUSEKEEPING_BATCH);
-            let txn = try_db!("index", self.db.begin_write())?;
+            let mut txn = try_db!("index", self.db.begin_write())?;
+            txn.set_durability(redb::Durability::None);
             let total_keys = {
                 let mut keys = try_db!("index", txn.open_table(KEYS))?;
                 let mut expiry = try_db!("index", txn.open_table(EXPIRY))?;

@@ -82,6 +82,9 @@ pub enum JournalError {
         /// The budget.
         max: u64,
     },
+    /// Another process holds the journal.
+    #[error("the journal is in use by another process (is `hooklake run` still running with this data_dir?)")]
+    InUse,
     /// The journal is shutting down or its writer stopped.
     #[error("journal is closed")]
     Closed,

@@ -210,7 +210,8 @@ async fn a_second_process_cannot_open_a_held_journal() {
     let clock = ManualClock::new(0);
     let _j = open(dir.path(), &clock);
     let second = EmbeddedJournal::open(dir.path(), options(), Arc::new(clock), None);
-    assert!(matches!(second, Err(JournalError::Storage { op: "open", .. })));
+    assert!(matches!(second, Err(JournalError::InUse)));
+    assert!(JournalError::InUse.to_string().contains("is `hooklake run` still running"));
 }
 
 #[tokio::test]

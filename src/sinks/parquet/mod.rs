@@ -313,7 +313,7 @@ impl ParquetSink {
             self.metrics.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.metrics.rows.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
             self.metrics.upload_latency.observe(started.elapsed());
-            tracing::debug!(sink = %self.name, %path, rows, bytes = size, "file committed");
+            tracing::info!(sink = %self.name, %path, rows, bytes = size, "wrote file");
         }
         Ok(())
     }
