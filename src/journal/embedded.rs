@@ -142,6 +142,14 @@ impl EmbeddedJournal {
                 counters.keys.store(try_db!("open", keys.len())?, Ordering::SeqCst);
                 let first = try_db!("open", events.first())?.map_or(next_seq, |(k, _)| k.value());
                 counters.first_seq.store(first, Ordering::SeqCst);
+                // A new journal (or one from before the derived index, whose keys are all in `keys`) starts
+                // indexed up to its end. Written now, durably, so a crash before the first index transaction
+                // still rebuilds every key from its event.
+                if try_db!("open", meta.get("indexed_upto"))?.is_none() {
+                    drop(meta);
+                    let mut meta = try_db!("open", txn.open_table(META))?;
+                    try_db!("open", meta.insert("indexed_upto", next_seq))?;
+                }
             }
             try_db!("open", txn.commit())?;
         }
@@ -287,7 +295,7 @@ impl Pending {
         let mut pending = Self { order: VecDeque::new(), map: HashMap::new(), oldest: None };
         let txn = try_db!("open", db.begin_read())?;
         let meta = try_db!("open", txn.open_table(META))?;
-        // Journals written before the derived index kept every key in `keys`: absent means "all indexed".
+        // `open` writes `indexed_upto` before anything else can be appended.
         let indexed_upto = try_db!("open", meta.get("indexed_upto"))?.map_or(next_seq, |v| v.value());
         let events = try_db!("open", txn.open_table(EVENTS))?;
         for item in try_db!("open", events.range(indexed_upto..))? {

@@ -289,3 +289,28 @@ async fn keys_are_rebuilt_from_events_above_the_indexed_position() {
     assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
     assert_eq!(j.stats().keys, 4);
 }
+
+#[tokio::test]
+async fn a_crash_before_the_first_index_still_rebuilds_every_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    open(dir.path(), &clock).close();
+    // Appends that reached the disk, then `kill -9` before any index transaction: only the events exist.
+    {
+        let db = redb::Database::create(dir.path().join(FILE_NAME)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut events = txn.open_table(EVENTS).expect("events");
+            let mut meta = txn.open_table(META).expect("meta");
+            for (seq, id) in [(0u64, "a"), (1, "b")] {
+                let record = super::super::record::encode(&entry(id), HOUR);
+                events.insert(seq, record.as_slice()).expect("insert");
+            }
+            meta.insert("next_seq", 2u64).expect("meta");
+        }
+        txn.commit().expect("commit");
+    }
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }));
+    assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
+}
