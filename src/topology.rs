@@ -305,7 +305,15 @@ impl Pipeline {
         let mut sink_tasks = Vec::new();
         for s in sinks {
             let journal = Arc::clone(&journal) as Arc<dyn Journal>;
-            sink_tasks.push(tokio::spawn(s.run(journal, sinks_rx.clone())));
+            let rx = sinks_rx.clone();
+            sink_tasks.push(tokio::spawn(async move {
+                let result = s.run(journal, rx).await;
+                // Said at once, not only at shutdown: a stopped sink means the journal grows until it is full.
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "sink stopped; its events stay in the journal until the next start");
+                }
+                result
+            }));
         }
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
         shutdown.await;
@@ -320,7 +328,7 @@ impl Pipeline {
         for t in sink_tasks {
             match t.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "sink stopped with work left"),
+                Ok(Err(_)) => {} // already logged when it stopped
                 Err(e) => tracing::error!(error = %e, "sink task failed"),
             }
         }

@@ -264,20 +264,7 @@ async fn keys_are_rebuilt_from_events_above_the_indexed_position() {
     }
     // Simulate a crash after more appends but before indexing: write events with keys directly, as the append
     // transaction does, without touching `keys` or `indexed_upto`.
-    {
-        let db = redb::Database::create(dir.path().join(FILE_NAME)).expect("db");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut events = txn.open_table(EVENTS).expect("events");
-            let mut meta = txn.open_table(META).expect("meta");
-            for (seq, id) in [(1u64, "b"), (2, "c")] {
-                let record = super::super::record::encode(&entry(id), HOUR);
-                events.insert(seq, record.as_slice()).expect("insert");
-            }
-            meta.insert("next_seq", 3u64).expect("meta");
-        }
-        txn.commit().expect("commit");
-    }
+    inject_events(dir.path(), &[(1, "b"), (2, "c")], 3);
     let j = open(dir.path(), &clock);
     assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }), "rebuilt from its event");
     assert_eq!(j.append(entry("c"), HOUR).await, Ok(Appended::Duplicate { seq: 2 }));
@@ -296,21 +283,25 @@ async fn a_crash_before_the_first_index_still_rebuilds_every_key() {
     let clock = ManualClock::new(0);
     open(dir.path(), &clock).close();
     // Appends that reached the disk, then `kill -9` before any index transaction: only the events exist.
-    {
-        let db = redb::Database::create(dir.path().join(FILE_NAME)).expect("db");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut events = txn.open_table(EVENTS).expect("events");
-            let mut meta = txn.open_table(META).expect("meta");
-            for (seq, id) in [(0u64, "a"), (1, "b")] {
-                let record = super::super::record::encode(&entry(id), HOUR);
-                events.insert(seq, record.as_slice()).expect("insert");
-            }
-            meta.insert("next_seq", 2u64).expect("meta");
-        }
-        txn.commit().expect("commit");
-    }
+    inject_events(dir.path(), &[(0, "a"), (1, "b")], 2);
     let j = open(dir.path(), &clock);
     assert_eq!(j.append(entry("a"), HOUR).await, Ok(Appended::Duplicate { seq: 0 }));
     assert_eq!(j.append(entry("b"), HOUR).await, Ok(Appended::Duplicate { seq: 1 }));
+}
+
+/// Writes events with keys straight into the database, as an append transaction does, without indexing their
+/// keys: the state a `kill -9` leaves between an append and the next index transaction.
+fn inject_events(dir: &Path, events: &[(u64, &str)], next_seq: u64) {
+    let db = redb::Database::create(dir.join(FILE_NAME)).expect("db");
+    let txn = db.begin_write().expect("txn");
+    {
+        let mut table = txn.open_table(EVENTS).expect("events");
+        let mut meta = txn.open_table(META).expect("meta");
+        for (seq, id) in events {
+            let record = super::super::record::encode(&entry(id), HOUR);
+            table.insert(*seq, record.as_slice()).expect("insert");
+        }
+        meta.insert("next_seq", next_seq).expect("meta");
+    }
+    txn.commit().expect("commit");
 }
