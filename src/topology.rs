@@ -302,6 +302,7 @@ impl Pipeline {
         for s in sources {
             tasks.push(tokio::spawn(s.serve(rx.clone())));
         }
+        forget_removed_sinks(journal.as_ref(), &sinks).await;
         let mut sink_tasks = Vec::new();
         for s in sinks {
             let journal = Arc::clone(&journal) as Arc<dyn Journal>;
@@ -347,6 +348,21 @@ impl Pipeline {
             Err(_) => tracing::warn!("journal still referenced at shutdown; it closes when the last user ends"),
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Sinks taken out of the config keep their checkpoint in the journal, which would hold back trimming forever:
+/// forget the checkpoints of `sink.*` consumers that no configured sink owns.
+async fn forget_removed_sinks(journal: &dyn Journal, sinks: &[ParquetSink]) {
+    let configured: Vec<String> = sinks.iter().map(ParquetSink::consumer).collect();
+    let Ok(consumers) = journal.consumers().await else { return };
+    for consumer in consumers {
+        if consumer.starts_with("sink.") && !configured.contains(&consumer) {
+            match journal.forget_consumer(&consumer).await {
+                Ok(()) => tracing::warn!(consumer, "forgot the checkpoint of a sink that is no longer configured"),
+                Err(e) => tracing::warn!(consumer, error = %e, "cannot forget a removed sink's checkpoint"),
+            }
+        }
     }
 }
 

@@ -207,3 +207,25 @@ fn an_s3_outage_under_load_loses_and_doubles_nothing() {
     assert_exactly_once(&s, &acked);
     assert_eq!(s["rows"].as_u64(), Some(acked.len() as u64));
 }
+
+#[test]
+fn a_sink_taken_out_of_the_config_no_longer_holds_back_the_journal() {
+    let two = with_sink(&config_text("", ""), "url = \"file://lake\"")
+        + "\n[sinks.old]\ntype = \"parquet\"\ninputs = [\"dedup\"]\nurl = \"file://lake-old\"\n";
+    let h = Hooklake::start_with(&two);
+    deliver(&h, &(0..5).map(|i| format!("first-{i}")).collect::<Vec<_>>(), 2);
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+    assert_eq!(h.dump().len(), 0, "both sinks wrote everything: trimmed");
+    // Take `old` out of the config and restart: only `raw` reads the journal now.
+    std::fs::write(&h.config, with_sink(&config_text("", ""), "url = \"file://lake\"")).unwrap();
+    let h2 = Hooklake::spawn_in(&h.dir);
+    deliver(&h2, &(0..5).map(|i| format!("second-{i}")).collect::<Vec<_>>(), 2);
+    let (code, h2) = h2.stop();
+    assert_eq!(code, 0, "{}", h2.stderr());
+    assert!(h2.stderr().contains("forgot the checkpoint of a sink that is no longer configured"), "{}", h2.stderr());
+    assert_eq!(h2.dump().len(), 0, "the removed sink's checkpoint must not keep events in the journal");
+    let s = lake_summary(&["local", h.dir.join("lake").to_str().unwrap()]);
+    assert_eq!(s["rows"], 10);
+    drop(h);
+}

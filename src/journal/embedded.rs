@@ -69,6 +69,7 @@ enum Command {
     Append { entry: Entry, ttl: i64, reply: oneshot::Sender<Result<Appended, JournalError>> },
     Checkpoint { consumer: String, next: u64, reply: oneshot::Sender<Result<(), JournalError>> },
     Intent { consumer: String, intent: Vec<u8>, reply: oneshot::Sender<Result<(), JournalError>> },
+    Forget { consumer: String, reply: oneshot::Sender<Result<(), JournalError>> },
     Trim { reply: oneshot::Sender<Result<u64, JournalError>> },
     Prune { reply: oneshot::Sender<Result<u64, JournalError>> },
 }
@@ -245,6 +246,25 @@ impl Journal for EmbeddedJournal {
         })
     }
 
+    fn consumers(&self) -> BoxFuture<'_, Result<Vec<String>, JournalError>> {
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            let txn = try_db!("read checkpoints", db.begin_read())?;
+            let t = try_db!("read checkpoints", txn.open_table(CHECKPOINTS))?;
+            let mut out = Vec::new();
+            for item in try_db!("read checkpoints", t.iter())? {
+                let (k, _) = try_db!("read checkpoints", item)?;
+                out.push(k.value().to_owned());
+            }
+            Ok(out)
+        })
+    }
+
+    fn forget_consumer(&self, consumer: &str) -> BoxFuture<'_, Result<(), JournalError>> {
+        let consumer = consumer.to_owned();
+        Box::pin(self.send(move |reply| Command::Forget { consumer, reply }))
+    }
+
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.stored.clone()
     }
@@ -366,6 +386,9 @@ impl Writer {
                     }
                     Command::Intent { consumer, intent, reply } => {
                         let _ = reply.send(self.record_intent(&consumer, &intent));
+                    }
+                    Command::Forget { consumer, reply } => {
+                        let _ = reply.send(self.forget(&consumer));
                     }
                     Command::Trim { reply } => {
                         let result = self.trim();
@@ -549,6 +572,17 @@ impl Writer {
             try_db!("checkpoint", intents.remove(consumer))?;
         }
         try_db!("checkpoint", txn.commit())
+    }
+
+    fn forget(&self, consumer: &str) -> Result<(), JournalError> {
+        let txn = try_db!("forget", self.db.begin_write())?;
+        {
+            let mut t = try_db!("forget", txn.open_table(CHECKPOINTS))?;
+            try_db!("forget", t.remove(consumer))?;
+            let mut intents = try_db!("forget", txn.open_table(INTENTS))?;
+            try_db!("forget", intents.remove(consumer))?;
+        }
+        try_db!("forget", txn.commit())
     }
 
     fn record_intent(&self, consumer: &str, intent: &[u8]) -> Result<(), JournalError> {

@@ -150,6 +150,13 @@ pub trait Journal: Send + Sync + 'static {
     /// consumers wait for new data instead of polling.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// Every consumer with a checkpoint.
+    fn consumers(&self) -> BoxFuture<'_, Result<Vec<String>, JournalError>>;
+
+    /// Removes `consumer`'s checkpoint and intent, so it no longer holds back trimming (a sink taken out of the
+    /// config).
+    fn forget_consumer(&self, consumer: &str) -> BoxFuture<'_, Result<(), JournalError>>;
+
     /// Deletes every record below the slowest consumer's checkpoint; with no consumers, deletes nothing.
     /// Returns how many records were deleted.
     fn trim(&self) -> BoxFuture<'_, Result<u64, JournalError>>;
