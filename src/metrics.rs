@@ -110,6 +110,8 @@ pub struct SinkMetrics {
     pub checkpoint: AtomicU64,
     /// Upload latency per file.
     pub upload_latency: Histogram,
+    /// Set when the sink stopped with an error (it restarts with the process).
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Rows written by sinks.
@@ -149,6 +151,14 @@ impl Metrics {
             Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
             Err(_) => Arc::new(SinkMetrics::default()),
         }
+    }
+
+    /// Names of sinks that stopped with an error.
+    pub fn stopped_sinks(&self) -> Vec<String> {
+        self.sinks
+            .lock()
+            .map(|m| m.iter().filter(|(_, s)| s.stopped.load(Ordering::Relaxed)).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Records one group commit of `appends` entries that took `took`.
@@ -248,7 +258,7 @@ mod tests {
         s.answered(401);
         s.accepted.fetch_add(2, Ordering::Relaxed);
         m.committed(2, Duration::from_micros(700));
-        let text = m.render(&JournalStats { next_seq: 2, first_seq: 0, entries: 2, bytes: 99, keys: 2 });
+        let text = m.render(&JournalStats { next_seq: 2, first_seq: 0, entries: 2, bytes: 99, keys: 2, full: false });
         assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"401\"} 1"));
         assert!(text.contains("hooklake_events_accepted_total{source=\"insightiq\"} 2"));
@@ -257,5 +267,13 @@ mod tests {
         assert!(text.contains("hooklake_journal_commit_seconds_count 1"));
         assert!(text.contains("hooklake_journal_depth 2"));
         assert!(text.contains("hooklake_journal_bytes 99"));
+    }
+
+    #[test]
+    fn stopped_sinks_are_listed_for_readiness() {
+        let m = Metrics::default();
+        m.sink("raw");
+        m.sink("other").stopped.store(true, Ordering::Relaxed);
+        assert_eq!(m.stopped_sinks(), vec!["other".to_owned()]);
     }
 }

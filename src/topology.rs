@@ -237,6 +237,7 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
         metrics,
         clock,
         draining: Default::default(),
+        max_journal_bytes: config.journal.max_bytes,
     });
     let mut sources = Vec::new();
     for source in &config.sources {
@@ -307,11 +308,13 @@ impl Pipeline {
         for s in sinks {
             let journal = Arc::clone(&journal) as Arc<dyn Journal>;
             let rx = sinks_rx.clone();
+            let metrics = shared.metrics.sink(s.name());
             sink_tasks.push(tokio::spawn(async move {
                 let result = s.run(journal, rx).await;
                 // Said at once, not only at shutdown: a stopped sink means the journal grows until it is full.
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "sink stopped; its events stay in the journal until the next start");
+                    metrics.stopped.store(true, Ordering::Relaxed);
                 }
                 result
             }));

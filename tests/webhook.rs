@@ -374,5 +374,21 @@ fn a_full_journal_answers_503_with_retry_after_and_acknowledges_nothing_unstored
     }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     assert!(ok >= 1 && statuses[ok..].iter().all(|s| *s == 503), "{statuses:?}");
+    let (ready, why) = h.get("/ready");
+    assert_eq!(ready, 503, "a full journal is not ready for traffic");
+    assert!(why.contains("journal over its disk budget"), "{why}");
     assert_eq!(h.stop_and_dump().len(), ok, "exactly the acknowledged deliveries are stored");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_header_timeout() {
+    let h = Hooklake::start_with(&config_text("header_timeout = \"1s\"", ""));
+    let mut idle = TcpStream::connect(h.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let (status, _) = read_response(&mut idle);
+    assert_eq!(status, 0, "closed without an answer");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    // Others are still served.
+    assert_eq!(h.get("/health").0, 200);
 }

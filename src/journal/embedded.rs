@@ -81,6 +81,7 @@ struct Counters {
     entries: AtomicU64,
     bytes: AtomicU64,
     keys: AtomicU64,
+    full: std::sync::atomic::AtomicBool,
 }
 
 /// The embedded, redb-backed journal.
@@ -285,6 +286,7 @@ impl Journal for EmbeddedJournal {
             entries: c.entries.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             keys: c.keys.load(Ordering::Relaxed),
+            full: c.full.load(Ordering::Relaxed),
         }
     }
 }
@@ -520,6 +522,7 @@ impl Writer {
                 let record = encode(entry, expires_at);
                 let size = record.len() as u64;
                 if bytes.saturating_add(size) > self.options.max_bytes {
+                    self.counters.full.store(true, Ordering::Relaxed);
                     outcomes.push(Err(JournalError::Full { bytes, max: self.options.max_bytes }));
                     continue;
                 }
@@ -634,6 +637,7 @@ impl Writer {
             try_db!("trim", txn.commit())?;
             let c = &self.counters;
             c.bytes.store(bytes, Ordering::SeqCst);
+            c.full.store(false, Ordering::Relaxed);
             c.entries.fetch_sub(removed, Ordering::SeqCst);
             c.first_seq.store(first.unwrap_or(c.next_seq.load(Ordering::SeqCst)), Ordering::SeqCst);
             total += removed;

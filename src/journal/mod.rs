@@ -120,6 +120,8 @@ pub struct JournalStats {
     pub bytes: u64,
     /// Dedup keys held.
     pub keys: u64,
+    /// An append was refused for the disk budget since the last trim freed space.
+    pub full: bool,
 }
 
 /// The durable log plus dedup index.

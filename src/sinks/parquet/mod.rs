@@ -164,6 +164,11 @@ impl ParquetSink {
         Ok(Self { name: name.to_owned(), config, lake, metrics })
     }
 
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The journal consumer name of this sink.
     pub fn consumer(&self) -> String {
         format!("sink.{}", self.name)

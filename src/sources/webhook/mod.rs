@@ -165,6 +165,27 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Set at shutdown: new requests get 503.
     pub draining: AtomicBool,
+    /// The journal's disk budget, for `/ready`.
+    pub max_journal_bytes: u64,
+}
+
+impl Shared {
+    /// Why this instance should not get traffic now, if it should not: shutting down, journal over its
+    /// budget (every delivery would get 503), or a sink that stopped (its events pile up in the journal).
+    pub fn not_ready(&self) -> Option<String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Some("shutting down".into());
+        }
+        let stats = self.journal.stats();
+        if stats.full || stats.bytes >= self.max_journal_bytes {
+            return Some(format!("journal over its disk budget ({} of {} bytes)", stats.bytes, self.max_journal_bytes));
+        }
+        let stopped = self.metrics.stopped_sinks();
+        if !stopped.is_empty() {
+            return Some(format!("sink stopped: {}", stopped.join(", ")));
+        }
+        None
+    }
 }
 
 struct Ctx {
@@ -275,10 +296,10 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
     let path = req.uri().path();
     let builtin = match path {
         "/health" => Some(plain(StatusCode::OK, "ok\n", "text/plain")),
-        "/ready" if ctx.shared.draining.load(Ordering::Relaxed) => {
-            Some(plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n", "text/plain"))
-        }
-        "/ready" => Some(plain(StatusCode::OK, "ready\n", "text/plain")),
+        "/ready" => Some(match ctx.shared.not_ready() {
+            Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"), "text/plain"),
+            None => plain(StatusCode::OK, "ready\n", "text/plain"),
+        }),
         "/metrics" => {
             let text = ctx.shared.metrics.render(&ctx.shared.journal.stats());
             Some(plain(StatusCode::OK, text, "text/plain; version=0.0.4"))
