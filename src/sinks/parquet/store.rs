@@ -11,7 +11,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::config::{Location, ParquetConfig};
 
@@ -109,13 +109,26 @@ pub async fn upload(store: &dyn ObjectStore, path: &Path, bytes: Bytes) -> Resul
         store.put(path, PutPayload::from_bytes(bytes)).await?;
         return Ok(());
     }
-    let upload = store.put_multipart(path).await?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-    writer.put(bytes);
-    match writer.finish().await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
+    let mut upload = store.put_multipart(path).await?;
+    let parts: Vec<_> = (0..bytes.len())
+        .step_by(PART_SIZE)
+        .map(|start| upload.put_part(PutPayload::from_bytes(bytes.slice(start..(start + PART_SIZE).min(bytes.len())))))
+        .collect();
+    let mut result = Ok(());
+    for part in parts {
+        if let Err(e) = part.await {
+            result = Err(e);
+            break;
+        }
     }
+    if result.is_ok() {
+        result = upload.complete().await.map(|_| ());
+    }
+    if result.is_err() {
+        // Uploaded parts of an unfinished upload are invisible but billed: drop them.
+        let _ = upload.abort().await;
+    }
+    result
 }
 
 /// Removes staging files an interrupted local write left behind (`object_store` writes `name#N`, then renames).
