@@ -229,3 +229,37 @@ fn a_sink_taken_out_of_the_config_no_longer_holds_back_the_journal() {
     assert_eq!(s["rows"], 10);
     drop(h);
 }
+
+#[test]
+fn files_over_the_multipart_threshold_reach_s3_whole() {
+    use base64::Engine as _;
+    let s3 = S3Server::start();
+    s3.bucket("lake");
+    let sink = s3_sink_lines(&s3.endpoint(), "lake", "big", "roll_rows = 1000\nroll_interval = \"60s\"");
+    let h = Hooklake::start_with(&with_sink(&config_text("max_body = \"2MiB\"", ""), &sink));
+    // Incompressible payloads: ~1.4 MB each, so one flush of 18 is a Parquet file well over 16 MiB.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut ids = Vec::new();
+    for i in 0..18 {
+        let noise: Vec<u8> = (0..1_050_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let blob = base64::engine::general_purpose::STANDARD.encode(noise);
+        let id = format!("big-{i}");
+        let body = format!(r#"{{"event":"CONTENTS.ADDED","id":"{id}","data":{{"blob":"{blob}"}}}}"#);
+        let (status, answer) = h.post(body.as_bytes());
+        assert_eq!(status, 200, "{answer}");
+        ids.push(id);
+    }
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+    let s = lake_summary(&["s3", &s3.endpoint(), "lake", "big"]);
+    assert_exactly_once(&s, &ids.into_iter().collect());
+    let biggest = s["sizes"].as_object().unwrap().values().filter_map(Value::as_u64).max().unwrap();
+    assert!(biggest > 16 << 20, "the file must have taken the multipart path: {biggest} bytes");
+}

@@ -45,7 +45,8 @@ def summarise(root):
             rel = os.path.relpath(os.path.join(d, n), root)
             (files if n.endswith(".parquet") else other).append(rel)
     files.sort()
-    out = {"files": files, "other_objects": sorted(other), "rows": 0, "ids": {}, "types": {}, "arrow": {}}
+    sizes = {f: os.path.getsize(os.path.join(root, f)) for f in files}
+    out = {"files": files, "sizes": sizes, "other_objects": sorted(other), "rows": 0, "ids": {}, "types": {}, "arrow": {}}
     if not files:
         print(json.dumps(out))
         return
