@@ -44,7 +44,7 @@ const HOUSEKEEPING_BATCH: usize = 10_000;
 
 /// Keys moved into the on-disk index per transaction; indexing starts once this many are waiting. Small, so an
 /// index transaction never holds the writer (and the appends waiting behind it) for long.
-const INDEX_BATCH: usize = 1024;
+const INDEX_BATCH: usize = 256;
 /// Keys never wait longer than this to be indexed while appends keep coming.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(1);
 
