@@ -122,6 +122,24 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
         }
     }
     report_cycles(&all.iter().map(|(n, s, _, i)| (*n, s.clone(), *i)).collect::<Vec<_>>(), d);
+    // Two sinks writing the same table at the same place would each write every event: duplicate rows.
+    let mut places: BTreeMap<String, &str> = BTreeMap::new();
+    for sink in &config.sinks {
+        let SinkConfig::Parquet(pc) = &sink.kind;
+        let place = format!("{:?}", pc.location);
+        if pc.location == crate::sinks::parquet::Location::Memory {
+            continue;
+        }
+        if let Some(other) = places.insert(place, &sink.name) {
+            d.error(
+                sink.span.clone(),
+                format!(
+                    "sinks `{other}` and `{}` write the same lake location; each event would land twice",
+                    sink.name
+                ),
+            );
+        }
+    }
 }
 
 type GraphNode<'a> = (&'a str, Option<std::ops::Range<usize>>, &'a Vec<crate::config::Spanned<String>>);
@@ -297,13 +315,19 @@ impl Pipeline {
     /// their commits land, and closes the journal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Self { sources, sinks, shared, journal } = self;
+        // Before anything can be stored or trimmed: forget removed sinks, register new ones.
+        forget_removed_sinks(journal.as_ref(), &sinks).await;
+        for s in &sinks {
+            if let Err(e) = s.register(journal.as_ref()).await {
+                tracing::error!(error = %e, "cannot register a sink in the journal");
+            }
+        }
         let (tx, rx) = crate::shutdown::channel();
         let (sinks_tx, sinks_rx) = crate::shutdown::channel();
         let mut tasks = Vec::new();
         for s in sources {
             tasks.push(tokio::spawn(s.serve(rx.clone())));
         }
-        forget_removed_sinks(journal.as_ref(), &sinks).await;
         let mut sink_tasks = Vec::new();
         for s in sinks {
             let journal = Arc::clone(&journal) as Arc<dyn Journal>;
@@ -338,7 +362,7 @@ impl Pipeline {
         }
         let _ = housekeeping.await;
         // Everything the sinks wrote is no longer needed in the journal.
-        match journal.trim().await {
+        match drain(|| journal.trim()).await {
             Ok(n) if n > 0 => tracing::info!(records = n, "trimmed journal below the sinks' checkpoints"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "trimming journal failed"),
@@ -351,6 +375,21 @@ impl Pipeline {
             Err(_) => tracing::warn!("journal still referenced at shutdown; it closes when the last user ends"),
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Repeats a batched housekeeping call until it has nothing left to do; each call is a separate writer
+/// command, so appends are served in between.
+async fn drain<'a, F>(mut call: impl FnMut() -> F) -> Result<u64, JournalError>
+where
+    F: Future<Output = Result<u64, JournalError>> + 'a,
+{
+    let mut total = 0;
+    loop {
+        match call().await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
     }
 }
 
@@ -375,12 +414,12 @@ async fn housekeeping(journal: Arc<EmbeddedJournal>, mut shutdown: crate::shutdo
     loop {
         tokio::select! {
             _ = crate::shutdown::stopped(&mut shutdown) => return,
-            _ = prune.tick() => match journal.prune_keys().await {
+            _ = prune.tick() => match drain(|| journal.prune_keys()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(keys = n, "pruned expired dedup keys"),
                 Err(e) => tracing::warn!(error = %e, "pruning dedup keys failed"),
             },
-            _ = trim.tick() => match journal.trim().await {
+            _ = trim.tick() => match drain(|| journal.trim()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(records = n, "trimmed journal"),
                 Err(e) => tracing::warn!(error = %e, "trimming journal failed"),

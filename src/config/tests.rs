@@ -242,3 +242,11 @@ fn an_input_naming_an_invalid_stage_is_not_reported_twice() {
         "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup)",
     );
 }
+
+#[test]
+fn two_sinks_at_one_location_are_refused() {
+    let e = errors(
+        "[sources.h]\ntype=\"webhook\"\n[sinks.a]\ntype=\"parquet\"\ninputs=[\"h\"]\nurl=\"file://lake\"\n[sinks.b]\ntype=\"parquet\"\ninputs=[\"h\"]\nurl=\"file://lake\"\n",
+    );
+    insta_like(&e, "config.toml:7:8: sinks `a` and `b` write the same lake location; each event would land twice");
+}

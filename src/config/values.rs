@@ -38,11 +38,13 @@ pub enum InterpolationError {
         /// The variable.
         name: String,
     },
-    /// `${` without `}` or with an invalid name.
-    #[error("bad variable reference `{text}`: write ${{NAME}} or ${{NAME:-default}}, and $$ for a literal $")]
+    /// `${` without `}` or with an invalid name. Carries only the position: the text may hold a secret.
+    #[error(
+        "bad variable reference at character {at} of the value: write ${{NAME}} or ${{NAME:-default}}, and $$ for a literal $"
+    )]
     Malformed {
-        /// The offending text.
-        text: String,
+        /// 1-based character position of the `$` in the value.
+        at: usize,
     },
 }
 
@@ -60,8 +62,9 @@ pub fn interpolate(raw: &str, env: &Env<'_>) -> Result<String, InterpolationErro
             out.push('$');
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
+            let at = raw[..raw.len() - rest.len() + i].chars().count() + 1;
             let Some(end) = body.find('}') else {
-                return Err(InterpolationError::Malformed { text: rest[i..].to_owned() });
+                return Err(InterpolationError::Malformed { at });
             };
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
@@ -72,7 +75,7 @@ pub fn interpolate(raw: &str, env: &Env<'_>) -> Result<String, InterpolationErro
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(InterpolationError::Malformed { text: format!("${{{inner}}}") });
+                return Err(InterpolationError::Malformed { at });
             }
             match (env.get(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -152,6 +155,15 @@ mod tests {
         let err = interpolate("${NOPE}", &Env::Map(&m)).expect_err("unset");
         assert_eq!(err, InterpolationError::Unset { name: "NOPE".into() });
         assert!(err.to_string().contains("`NOPE` is not set"));
+    }
+
+    #[test]
+    fn malformed_references_never_echo_the_value() {
+        let err = interpolate("${INSIGHTIQ-SECRET:-realkey}", &Env::Empty).expect_err("bad name");
+        assert_eq!(err, InterpolationError::Malformed { at: 1 });
+        assert!(!err.to_string().contains("realkey"), "{err}");
+        let err = interpolate("abc${unterminated-secret", &Env::Empty).expect_err("no brace");
+        assert_eq!(err, InterpolationError::Malformed { at: 4 });
     }
 
     #[test]

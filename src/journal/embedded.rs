@@ -38,8 +38,8 @@ const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoint
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("intents");
 
-/// Most records deleted (trim) or keys forgotten (prune) in one transaction, so housekeeping never holds the
-/// writer for long.
+/// Most records deleted (trim) or keys forgotten (prune) per command: one transaction, so housekeeping never
+/// holds the writer (and the appends queued behind it) for long. Callers repeat while work remains.
 const HOUSEKEEPING_BATCH: usize = 10_000;
 
 /// Keys moved into the on-disk index per transaction; indexing starts once this many are waiting. Small, so an
@@ -600,8 +600,8 @@ impl Writer {
     fn trim(&mut self) -> Result<u64, JournalError> {
         // Events not yet indexed are the only copy of their keys: index them all before trimming.
         self.index(usize::MAX)?;
-        let mut total = 0;
-        loop {
+        let total = 0;
+        {
             let txn = try_db!("trim", self.db.begin_write())?;
             let (removed, freed, first) = {
                 let checkpoints = try_db!("trim", txn.open_table(CHECKPOINTS))?;
@@ -640,7 +640,7 @@ impl Writer {
             c.full.store(false, Ordering::Relaxed);
             c.entries.fetch_sub(removed, Ordering::SeqCst);
             c.first_seq.store(first.unwrap_or(c.next_seq.load(Ordering::SeqCst)), Ordering::SeqCst);
-            total += removed;
+            Ok(total + removed)
         }
     }
 
@@ -648,8 +648,8 @@ impl Writer {
         // Expiry lives in the index: bring every key there first.
         self.index(usize::MAX)?;
         let now = self.clock.now_micros();
-        let mut total = 0;
-        loop {
+        let total = 0;
+        {
             let txn = try_db!("prune", self.db.begin_write())?;
             let removed = {
                 let mut expiry = try_db!("prune", txn.open_table(EXPIRY))?;
@@ -671,7 +671,7 @@ impl Writer {
             }
             try_db!("prune", txn.commit())?;
             self.counters.keys.fetch_sub(removed, Ordering::SeqCst);
-            total += removed;
+            Ok(total + removed)
         }
     }
 }

@@ -159,11 +159,13 @@ pub trait Journal: Send + Sync + 'static {
     /// config).
     fn forget_consumer(&self, consumer: &str) -> BoxFuture<'_, Result<(), JournalError>>;
 
-    /// Deletes every record below the slowest consumer's checkpoint; with no consumers, deletes nothing.
-    /// Returns how many records were deleted.
+    /// Deletes records below the slowest consumer's checkpoint, one bounded batch per call so appends are never
+    /// held up for long; with no consumers, deletes nothing. Returns how many were deleted: call again while it
+    /// is above zero.
     fn trim(&self) -> BoxFuture<'_, Result<u64, JournalError>>;
 
-    /// Forgets dedup keys whose TTL has passed. Returns how many were forgotten.
+    /// Forgets dedup keys whose TTL has passed, one bounded batch per call. Returns how many were forgotten:
+    /// call again while it is above zero.
     fn prune_keys(&self) -> BoxFuture<'_, Result<u64, JournalError>>;
 
     /// Current counters.

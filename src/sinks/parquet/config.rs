@@ -120,8 +120,9 @@ impl ParquetConfig {
         };
         let roll_rows = f.integer(d, "roll_rows", 100_000, 1..100_000_001);
         let roll_bytes = f.size(d, "roll_bytes", 128 << 20);
-        if roll_bytes == 0 {
-            d.error(f.value_span("roll_bytes"), format!("{path}.roll_bytes must be above zero"));
+        if roll_bytes == 0 || roll_bytes > 1 << 30 {
+            // Files are built in memory, and Arrow string columns hold at most 2 GiB.
+            d.error(f.value_span("roll_bytes"), format!("{path}.roll_bytes must be between 1B and 1GiB"));
         }
         let roll_interval = f.duration(d, "roll_interval", Duration::from_secs(60));
         if roll_interval.is_zero() {

@@ -2,7 +2,7 @@
 //! Pure functions: names derive only from the table, the partition values and the journal range, so a file
 //! rewritten after a crash lands on the same name.
 
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 
 /// Width of the zero-padded sequence numbers in file names (u64::MAX has 20 digits), so names sort by range.
 pub const SEQ_WIDTH: usize = 20;
@@ -39,7 +39,12 @@ pub fn file_name(first_seq: u64, last_seq: u64) -> String {
 pub fn file_path(prefix: &Path, table: &str, partition: &[(String, String)], first_seq: u64, last_seq: u64) -> Path {
     let mut p = prefix.clone().join(table);
     for (k, v) in partition {
-        p = p.join(format!("{k}={}", sanitize(v)));
+        // Already escaped by `sanitize`: parse the segment as is (`join` would escape the `%` a second time).
+        let segment = format!("{k}={}", sanitize(v));
+        p = match PathPart::parse(&segment) {
+            Ok(part) => p.join(part),
+            Err(_) => p.join(segment),
+        };
     }
     p.join(file_name(first_seq, last_seq))
 }
@@ -59,6 +64,11 @@ mod tests {
     fn paths_follow_the_lake_contract() {
         let p = file_path(&Path::from("lake"), "events", &[("date".into(), "2026-12-04".into())], 5, 9);
         assert_eq!(p.as_ref(), "lake/events/date=2026-12-04/part-00000000000000000005-00000000000000000009.parquet");
+        let escaped = file_path(&Path::from("lake"), "events", &[("event_type".into(), "A/B".into())], 1, 1);
+        assert_eq!(
+            escaped.as_ref(),
+            "lake/events/event_type=A%2FB/part-00000000000000000001-00000000000000000001.parquet"
+        );
         let root = file_path(&Path::default(), "events", &[], 1, 1);
         assert_eq!(root.as_ref(), "events/part-00000000000000000001-00000000000000000001.parquet");
     }

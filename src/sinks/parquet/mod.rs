@@ -39,8 +39,9 @@ use crate::journal::{Journal, JournalError, Record};
 use crate::metrics::SinkMetrics;
 use crate::shutdown::{Signal, stopped};
 
-/// Most records read from the journal at once.
-const READ_PAGE: usize = 1000;
+/// Most records read from the journal at once: with `roll_bytes`, this bounds a sink's buffer at
+/// `roll_bytes + READ_PAGE × max_body`.
+const READ_PAGE: usize = 256;
 /// Longest wait between upload retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a stopping sink keeps retrying a failing store before leaving the rest to the next start.
@@ -176,6 +177,19 @@ impl ParquetSink {
 
     fn journal_err(&self) -> impl Fn(JournalError) -> SinkError + '_ {
         |source| SinkError::Journal { sink: self.name.clone(), source }
+    }
+
+    /// Gives this sink a checkpoint if it has none yet (at the oldest event still in the journal), so trimming
+    /// waits for it. Called before any source or trim starts.
+    ///
+    /// # Errors
+    /// [`SinkError::Journal`].
+    pub async fn register(&self, journal: &dyn Journal) -> Result<(), SinkError> {
+        let consumer = self.consumer();
+        if journal.checkpoint(&consumer).await.map_err(self.journal_err())?.is_none() {
+            journal.commit_checkpoint(&consumer, journal.stats().first_seq).await.map_err(self.journal_err())?;
+        }
+        Ok(())
     }
 
     /// Runs until `shutdown`, then writes everything the journal holds and returns.

@@ -64,8 +64,10 @@ pub fn open(config: &ParquetConfig) -> Result<Lake, StoreError> {
         Location::Local(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::Folder { path: dir.display().to_string(), source })?;
+            // fsync files and folders: the checkpoint after an upload is durable, so the file must be too.
             let store = LocalFileSystem::new_with_prefix(dir)
-                .map_err(|source| StoreError::Store { url: dir.display().to_string(), source })?;
+                .map_err(|source| StoreError::Store { url: dir.display().to_string(), source })?
+                .with_fsync(true);
             Ok(Lake { store: Arc::new(store), prefix: Path::default(), local_root: Some(dir.clone()) })
         }
         Location::Cloud(url) => {

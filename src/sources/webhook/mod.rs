@@ -360,7 +360,8 @@ async fn receive(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Answer 
     }
     let client_ip = ctx.admission.client_ip(peer.ip(), headers);
     let (parts, body) = req.into_parts();
-    let capacity = declared.map_or(8 << 10, |n| n as usize);
+    // Preallocate for the declared length, but never much before any byte has arrived (or been authenticated).
+    let capacity = declared.map_or(8 << 10, |n| n.min(64 << 10) as usize);
     let body = match tokio::time::timeout(ctx.config.body_timeout, read_body(body, max, capacity)).await {
         Err(_) => return Answer::BodyTimeout,
         Ok(Err(answer)) => return answer,
