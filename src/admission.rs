@@ -92,7 +92,8 @@ impl Admission {
         let (dedup_key, dedup_ttl_micros) = match &self.dedup {
             Some(d) => {
                 let k = d.key(&envelope).ok_or_else(|| Rejection::NoDedupKey { field: d.field().to_owned() })?;
-                (Some(k.key), k.ttl_micros)
+                // Keys are per source: two senders may well use the same ids. Names cannot hold `:`.
+                (Some(format!("{}:{}", self.source, k.key)), k.ttl_micros)
             }
             None => (None, 0),
         };
@@ -155,7 +156,7 @@ mod tests {
         let body = r#"{"event":"ACCOUNTS.CONNECTED","id":"e1","data":{}}"#;
         let a = chain(None).admit(ip("127.0.0.1"), &signed(body), Bytes::from(body), 42).expect("admitted");
         assert_eq!(a.entry.event, "ACCOUNTS.CONNECTED");
-        assert_eq!(a.entry.dedup_key.as_deref(), Some("e1"));
+        assert_eq!(a.entry.dedup_key.as_deref(), Some("insightiq:e1"));
         assert_eq!(a.entry.received_at, 42);
         assert_eq!(&a.entry.body[..], body.as_bytes());
         assert_eq!(a.entry.headers, vec![("user-agent".to_owned(), "insightiq".to_owned())]);

@@ -29,6 +29,7 @@ fn accepted_delivery_is_journaled_byte_for_byte() {
     assert_eq!(r["source_ip"], "127.0.0.1");
     assert_eq!(r["headers"]["content-type"], "application/json");
     assert!(r["headers"].get("webhook-signatures").is_none(), "signatures are not kept");
+    assert_eq!(r["dedup_key"], "insightiq:674c9030-640a-4c83-a680-666361044f67", "keys are per source");
     assert!(r["received_at"].as_str().unwrap().ends_with('Z'));
 }
 

@@ -282,6 +282,10 @@ fn components<K>(
         invalid.insert(name.to_owned());
         let Some(t) = table_of(item, &path, d) else { continue };
         let span = table.key(name).and_then(|k| k.span()).or_else(|| item.span());
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            // Names end up in metric labels, journal consumer names, dedup keys and log lines.
+            d.error(span.clone(), format!("`{path}`: a name may only hold letters, digits, `_` and `-`"));
+        }
         let mut f = Fields::new(t, path.clone(), span.clone());
         let Some(kind) = f.string(d, "type") else { continue };
         let inputs = f.opt_strings(d, "inputs").unwrap_or_default();

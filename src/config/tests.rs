@@ -250,3 +250,9 @@ fn two_sinks_at_one_location_are_refused() {
     );
     insta_like(&e, "config.toml:7:8: sinks `a` and `b` write the same lake location; each event would land twice");
 }
+
+#[test]
+fn component_names_are_plain_identifiers() {
+    let e = errors("[sources.\"in:sight\"]\ntype=\"webhook\"\n");
+    assert!(e.contains("a name may only hold letters, digits, `_` and `-`"), "{e}");
+}
