@@ -205,6 +205,13 @@ pub enum BuildError {
         #[source]
         source: StoreError,
     },
+    /// A sink could not take its place in the journal.
+    #[error(transparent)]
+    SinkStart {
+        /// The cause.
+        #[from]
+        source: crate::sinks::parquet::SinkError,
+    },
     /// A verify stage could not be built.
     #[error("transform `{stage}`: {reason}")]
     Verify {
@@ -278,6 +285,12 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
             ),
         }
     }
+    // Before anything can be stored or trimmed: forget removed sinks, register new ones (which also refuses a
+    // new sink whose lake already holds files it would overwrite).
+    forget_removed_sinks(journal.as_ref(), &sinks).await;
+    for s in &sinks {
+        s.register(journal.as_ref()).await.map_err(|source| BuildError::SinkStart { source })?;
+    }
     Ok(Pipeline { sources, sinks, shared, journal })
 }
 
@@ -315,13 +328,6 @@ impl Pipeline {
     /// their commits land, and closes the journal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Self { sources, sinks, shared, journal } = self;
-        // Before anything can be stored or trimmed: forget removed sinks, register new ones.
-        forget_removed_sinks(journal.as_ref(), &sinks).await;
-        for s in &sinks {
-            if let Err(e) = s.register(journal.as_ref()).await {
-                tracing::error!(error = %e, "cannot register a sink in the journal");
-            }
-        }
         let (tx, rx) = crate::shutdown::channel();
         let (sinks_tx, sinks_rx) = crate::shutdown::channel();
         let mut tasks = Vec::new();

@@ -263,3 +263,20 @@ fn files_over_the_multipart_threshold_reach_s3_whole() {
     let biggest = s["sizes"].as_object().unwrap().values().filter_map(Value::as_u64).max().unwrap();
     assert!(biggest > 16 << 20, "the file must have taken the multipart path: {biggest} bytes");
 }
+
+#[test]
+fn a_new_journal_refuses_to_overwrite_a_lake_it_did_not_write() {
+    let h = Hooklake::start_with(&with_sink(&config_text("", ""), "url = \"file://lake\""));
+    deliver(&h, &["old-1".to_owned()], 1);
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+    // The data_dir is lost; sequence numbers would start again at 0 and overwrite part-0…
+    std::fs::remove_dir_all(h.dir.join("data")).unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_hooklake")).args(["run", "-c"]).arg(&h.config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already holds `events` files that this journal did not write"), "{err}");
+    let s = lake_summary(&["local", h.dir.join("lake").to_str().unwrap()]);
+    assert_eq!(s["rows"], 1, "the lake is untouched");
+}

@@ -65,6 +65,28 @@ pub enum SinkError {
         /// The sink.
         sink: String,
     },
+    /// A new sink (no checkpoint in this journal) points at a lake table that already holds files: its file
+    /// names restart at this journal's sequence numbers and would overwrite them.
+    #[error(
+        "sink `{sink}`: {location} already holds `{table}` files that this journal did not write (a new data_dir, or another pipeline's lake?); writing would overwrite them. Point the sink at an empty location, or restore the data_dir that wrote them"
+    )]
+    ForeignLake {
+        /// The sink.
+        sink: String,
+        /// Where.
+        location: String,
+        /// The table.
+        table: String,
+    },
+    /// The store could not be listed while checking for a foreign lake.
+    #[error("sink `{sink}`: cannot list the lake")]
+    List {
+        /// The sink.
+        sink: String,
+        /// The cause.
+        #[source]
+        source: object_store::Error,
+    },
     /// Stopped while the store was failing; the intent stays recorded and is redone at the next start.
     #[error("sink `{sink}`: stopped with seq {first}..={last} not yet written (redone at next start)")]
     Interrupted {
@@ -184,9 +206,25 @@ impl ParquetSink {
     ///
     /// # Errors
     /// [`SinkError::Journal`].
+    /// # Errors
+    /// Also [`SinkError::ForeignLake`] when a new sink would overwrite files it did not write.
     pub async fn register(&self, journal: &dyn Journal) -> Result<(), SinkError> {
         let consumer = self.consumer();
         if journal.checkpoint(&consumer).await.map_err(self.journal_err())?.is_none() {
+            let table = self.lake.prefix.clone().join(EVENTS);
+            let listed = self
+                .lake
+                .store
+                .list_with_delimiter(Some(&table))
+                .await
+                .map_err(|source| SinkError::List { sink: self.name.clone(), source })?;
+            if !listed.common_prefixes.is_empty() || !listed.objects.is_empty() {
+                return Err(SinkError::ForeignLake {
+                    sink: self.name.clone(),
+                    location: format!("{:?}", self.config.location),
+                    table: EVENTS.to_owned(),
+                });
+            }
             journal.commit_checkpoint(&consumer, journal.stats().first_seq).await.map_err(self.journal_err())?;
         }
         Ok(())
