@@ -122,6 +122,30 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
         }
     }
     report_cycles(&all.iter().map(|(n, s, _, i)| (*n, s.clone(), *i)).collect::<Vec<_>>(), d);
+    // The shipped example key is public: fine for trying hooklake on localhost, refused anywhere else.
+    for source in &config.sources {
+        let SourceConfig::Webhook(wc) = &source.kind;
+        if wc.listen.ip().is_loopback() {
+            continue;
+        }
+        let mut at = source.name.as_str();
+        while let Some(next) =
+            config.transforms.iter().find(|t| t.kind.is_admission() && t.inputs.iter().any(|i| i.value == at))
+        {
+            if let TransformConfig::Verify(vc) = &next.kind
+                && vc.secrets.iter().any(|s| s.expose() == crate::transforms::verify::EXAMPLE_SECRET)
+            {
+                d.error(
+                    next.span.clone(),
+                    format!(
+                        "`{}` uses the example signing key from the shipped config, which is public, while source `{}` listens on {}; set INSIGHTIQ_CLIENT_SECRET (or listen on 127.0.0.1)",
+                        next.name, source.name, wc.listen
+                    ),
+                );
+            }
+            at = &next.name;
+        }
+    }
     // Two sinks writing the same table at the same place would each write every event: duplicate rows.
     let mut places: BTreeMap<String, &str> = BTreeMap::new();
     for sink in &config.sinks {

@@ -256,3 +256,13 @@ fn component_names_are_plain_identifiers() {
     let e = errors("[sources.\"in:sight\"]\ntype=\"webhook\"\n");
     assert!(e.contains("a name may only hold letters, digits, `_` and `-`"), "{e}");
 }
+
+#[test]
+fn the_public_example_key_is_refused_off_loopback() {
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")).expect("shipped");
+    let e =
+        parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080")]).expect_err("public key on 0.0.0.0").to_string();
+    assert!(e.contains("uses the example signing key from the shipped config"), "{e}");
+    assert!(parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080"), ("INSIGHTIQ_CLIENT_SECRET", "real")]).is_ok());
+    assert!(parse_with(&shipped, &[]).is_ok(), "localhost with the example key is the quick start");
+}

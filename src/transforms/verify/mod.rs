@@ -17,6 +17,9 @@ pub use signature::{Algorithm, Encoding, Scheme, SignatureError, SignatureVerifi
 use crate::config::{Diagnostics, Fields};
 use crate::secret::Secret;
 
+/// The signing key of the shipped example config. Public, so it is refused on anything but loopback.
+pub const EXAMPLE_SECRET: &str = "example-secret";
+
 /// `[transforms.<name>]` with `type = "verify"`, as parsed.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
