@@ -305,7 +305,8 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
         match &sink.kind {
             SinkConfig::Parquet(pc) => sinks.push(
                 ParquetSink::build(&sink.name, pc.clone(), shared.metrics.sink(&sink.name))
-                    .map_err(|source| BuildError::Sink { sink: sink.name.clone(), source })?,
+                    .map_err(|source| BuildError::Sink { sink: sink.name.clone(), source })?
+                    .with_sources(upstream_sources(config, sink.inputs.iter().map(|i| i.value.as_str()))),
             ),
         }
     }
@@ -316,6 +317,24 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
         s.register(journal.as_ref()).await.map_err(|source| BuildError::SinkStart { source })?;
     }
     Ok(Pipeline { sources, sinks, shared, journal })
+}
+
+/// The sources that `inputs` lead back to, through admission stages.
+fn upstream_sources<'a>(config: &'a Config, inputs: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<&str> = inputs.collect();
+    let mut seen = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if config.sources.iter().any(|s| s.name == name) {
+            out.insert(name.to_owned());
+        } else if let Some(t) = config.transforms.iter().find(|t| t.name == name) {
+            todo.extend(t.inputs.iter().map(|i| i.value.as_str()));
+        }
+    }
+    out
 }
 
 /// The admission stages downstream of `source`, in order.

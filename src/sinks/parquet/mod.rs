@@ -175,6 +175,8 @@ pub struct ParquetSink {
     config: ParquetConfig,
     lake: Lake,
     metrics: Arc<SinkMetrics>,
+    /// The webhook sources upstream of this sink's `inputs`; `None` = every source.
+    sources: Option<std::collections::BTreeSet<String>>,
 }
 
 impl ParquetSink {
@@ -184,7 +186,18 @@ impl ParquetSink {
     /// [`StoreError`] when the store cannot be set up.
     pub fn build(name: &str, config: ParquetConfig, metrics: Arc<SinkMetrics>) -> Result<Self, StoreError> {
         let lake = store::open(&config)?;
-        Ok(Self { name: name.to_owned(), config, lake, metrics })
+        Ok(Self { name: name.to_owned(), config, lake, metrics, sources: None })
+    }
+
+    /// Limits the sink to events received by these sources (the ones its `inputs` lead back to).
+    #[must_use]
+    pub fn with_sources(mut self, sources: std::collections::BTreeSet<String>) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    fn accepts(&self, record: &Record) -> bool {
+        self.sources.as_ref().is_none_or(|s| s.contains(&record.entry.source))
     }
 
     /// The sink's name.
@@ -255,7 +268,8 @@ impl ParquetSink {
             let intent: Intent =
                 serde_json::from_slice(&raw).map_err(|_| SinkError::Intent { sink: self.name.clone() })?;
             tracing::info!(sink = %self.name, first = intent.first, last = intent.last, "redoing an interrupted write");
-            let records = read_range(journal.as_ref(), intent.first, intent.last).await.map_err(&jerr)?;
+            let mut records = read_range(journal.as_ref(), intent.first, intent.last).await.map_err(&jerr)?;
+            records.retain(|r| self.accepts(r));
             self.write_until_done(records, intent, &mut shutdown).await?;
             journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
             next = intent.last + 1;
@@ -267,6 +281,9 @@ impl ParquetSink {
         let mut buf_bytes = 0u64;
         let mut oldest: Option<Instant> = None;
         let mut stopping = false;
+        // Events of other sources are skipped; `next` still moves past them, and the checkpoint follows when
+        // nothing of ours is buffered.
+        let mut committed = next;
         loop {
             let room = usize::try_from(roll.rows).unwrap_or(usize::MAX).saturating_sub(buf.len()).clamp(1, READ_PAGE);
             stored.borrow_and_update();
@@ -274,27 +291,36 @@ impl ParquetSink {
             let got = !records.is_empty();
             for r in records {
                 next = r.seq + 1;
-                buf_bytes += r.entry.body.len() as u64;
-                buf.push(r);
+                if self.accepts(&r) {
+                    buf_bytes += r.entry.body.len() as u64;
+                    buf.push(r);
+                }
             }
-            if got && oldest.is_none() {
+            if !buf.is_empty() && oldest.is_none() {
                 oldest = Some(Instant::now());
             }
             let age = oldest.map_or(Duration::ZERO, |o| o.elapsed());
             if roll.due(buf.len() as u64, buf_bytes, age) || (stopping && !got && !buf.is_empty()) {
                 let records = std::mem::take(&mut buf);
-                let intent = Intent { first: records[0].seq, last: records[records.len() - 1].seq };
+                // Up to everything read, skipped records included: the redo reads and filters the same range.
+                let intent = Intent { first: records[0].seq, last: next - 1 };
                 let raw = serde_json::to_vec(&intent).unwrap_or_default();
                 journal.record_intent(&consumer, raw).await.map_err(&jerr)?;
                 self.write_until_done(records, intent, &mut shutdown).await?;
                 journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
                 self.metrics.checkpoint.store(intent.last + 1, std::sync::atomic::Ordering::Relaxed);
+                committed = intent.last + 1;
                 buf_bytes = 0;
                 oldest = None;
                 continue;
             }
             if got {
                 continue;
+            }
+            if buf.is_empty() && next > committed {
+                journal.commit_checkpoint(&consumer, next).await.map_err(&jerr)?;
+                self.metrics.checkpoint.store(next, std::sync::atomic::Ordering::Relaxed);
+                committed = next;
             }
             if stopping {
                 return Ok(());

@@ -149,3 +149,40 @@ async fn a_recorded_intent_is_redone_with_the_same_names_and_no_second_copy() {
     );
     assert_eq!(journal.checkpoint("sink.raw").await, Ok(Some(3)));
 }
+
+#[tokio::test]
+async fn a_sink_writes_only_the_events_of_the_sources_its_inputs_lead_to() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let lake = tempfile::tempdir().expect("tempdir");
+    let journal = open_journal(data.path());
+    for i in 0..6 {
+        let mut e = entry(&format!("e{i}"), 20_000 * DAY);
+        e.source = if i % 2 == 0 { "mine".into() } else { "other".into() };
+        journal.append(e, DAY).await.expect("append");
+    }
+    // The last events are another source's: the checkpoint must still move past them.
+    for i in 6..8 {
+        let mut e = entry(&format!("e{i}"), 20_000 * DAY);
+        e.source = "other".into();
+        journal.append(e, DAY).await.expect("append");
+    }
+    let mut config = sink_config(lake.path());
+    config.roll_rows = 100;
+    let sink = ParquetSink::build("raw", config, Default::default())
+        .expect("sink")
+        .with_sources(["mine".to_owned()].into_iter().collect());
+    let (tx, rx) = crate::shutdown::channel();
+    let task = tokio::spawn(sink.run(Arc::clone(&journal), rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send(true).expect("stop");
+    task.await.expect("task").expect("sink ok");
+    assert_eq!(lake_files(lake.path()), vec![format!("events/date=2024-10-04/{}", file_name(0, 4))]);
+    let file = std::fs::read(lake.path().join(format!("events/date=2024-10-04/{}", file_name(0, 4)))).expect("file");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
+        .expect("reader")
+        .build()
+        .expect("build");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 3, "only the three events of `mine`");
+    assert_eq!(journal.checkpoint("sink.raw").await, Ok(Some(8)));
+}
