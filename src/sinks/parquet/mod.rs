@@ -256,14 +256,9 @@ impl ParquetSink {
                 tracing::info!(sink = %self.name, files = n, "removed leftovers of interrupted local writes");
             }
         }
-        let mut next = match journal.checkpoint(&consumer).await.map_err(&jerr)? {
-            Some(n) => n,
-            None => {
-                let start = journal.stats().first_seq;
-                journal.commit_checkpoint(&consumer, start).await.map_err(&jerr)?;
-                start
-            }
-        };
+        // Normally done at build time already; repeated here so a sink run on its own is registered too.
+        self.register(journal.as_ref()).await?;
+        let mut next = journal.checkpoint(&consumer).await.map_err(&jerr)?.unwrap_or_default();
         if let Some(raw) = journal.intent(&consumer).await.map_err(&jerr)? {
             let intent: Intent =
                 serde_json::from_slice(&raw).map_err(|_| SinkError::Intent { sink: self.name.clone() })?;

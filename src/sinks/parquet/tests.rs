@@ -61,6 +61,15 @@ fn open_journal(dir: &std::path::Path) -> Arc<dyn Journal> {
     Arc::new(EmbeddedJournal::open(dir, options, Arc::new(ManualClock::new(0)), None).expect("journal"))
 }
 
+/// Runs `sink` for a moment, then stops it (it writes everything buffered) and checks it ended cleanly.
+async fn run_then_stop(sink: ParquetSink, journal: &Arc<dyn Journal>) {
+    let (tx, rx) = crate::shutdown::channel();
+    let task = tokio::spawn(sink.run(Arc::clone(journal), rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send(true).expect("stop");
+    task.await.expect("task").expect("sink ok");
+}
+
 fn sink_config(dir: &std::path::Path) -> ParquetConfig {
     ParquetConfig {
         location: Location::Local(dir.to_path_buf()),
@@ -134,11 +143,7 @@ async fn a_recorded_intent_is_redone_with_the_same_names_and_no_second_copy() {
     let mut config = sink_config(lake.path());
     config.roll_rows = 100;
     let sink = ParquetSink::build("raw", config, Default::default()).expect("sink");
-    let (tx, rx) = crate::shutdown::channel();
-    let task = tokio::spawn(sink.run(Arc::clone(&journal), rx));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    tx.send(true).expect("stop");
-    task.await.expect("task").expect("sink ok");
+    run_then_stop(sink, &journal).await;
     // The redo wrote exactly 0..=1 (not 0..=2), the rest came after; the leftover is gone.
     assert_eq!(
         lake_files(lake.path()),
@@ -171,11 +176,7 @@ async fn a_sink_writes_only_the_events_of_the_sources_its_inputs_lead_to() {
     let sink = ParquetSink::build("raw", config, Default::default())
         .expect("sink")
         .with_sources(["mine".to_owned()].into_iter().collect());
-    let (tx, rx) = crate::shutdown::channel();
-    let task = tokio::spawn(sink.run(Arc::clone(&journal), rx));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    tx.send(true).expect("stop");
-    task.await.expect("task").expect("sink ok");
+    run_then_stop(sink, &journal).await;
     assert_eq!(lake_files(lake.path()), vec![format!("events/date=2024-10-04/{}", file_name(0, 4))]);
     let file = std::fs::read(lake.path().join(format!("events/date=2024-10-04/{}", file_name(0, 4)))).expect("file");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))

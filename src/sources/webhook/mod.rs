@@ -344,7 +344,8 @@ async fn receive(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Answer 
     }
     let headers = req.headers();
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ok = ct.to_str().map(|v| v.to_ascii_lowercase().contains("json")).unwrap_or(false);
+        // `application/json`, `application/json; charset=utf-8`, `application/vnd.x+json`, any case.
+        let ok = ct.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"json"));
         if !ok {
             return Answer::UnsupportedMediaType;
         }
