@@ -5,7 +5,9 @@
 //! - `events`: `seq → record` (see `record.rs`); the record carries its dedup key and the key's expiry
 //! - `keys`: `dedup key → (seq, expires_at)`; `expiry`: `(expires_at, seq) → key`, to prune in TTL order
 //! - `checkpoints`: `consumer → next seq`; `intents`: `consumer → bytes`; `meta`: `next_seq`, `bytes`,
-//!   `indexed_upto`
+//!   `output_bytes`, `indexed_upto`
+//! - `outputs`: `(stage, seq) → bytes`: what a processing stage (enrich) handed on for the event at `seq`,
+//!   written in the same transaction as the stage's checkpoint
 //!
 //! **The key is written with the event; the index is derived.** An append transaction inserts only the event
 //! row (sequential, cheap). The event's key goes to an in-memory map of not-yet-indexed keys, and the writer
@@ -28,7 +30,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::{decode, decode_with_expiry, encode};
-use super::{Appended, BoxFuture, Entry, Journal, JournalError, JournalStats, Record};
+use super::{Appended, BoxFuture, Entry, Journal, JournalError, JournalStats, Record, StageOutputs};
 use crate::clock::SharedClock;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -37,6 +39,7 @@ const EXPIRY: TableDefinition<(i64, u64), &str> = TableDefinition::new("expiry")
 const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("intents");
+const OUTPUTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outputs");
 
 /// Most records deleted (trim) or keys forgotten (prune) per command: one transaction, so housekeeping never
 /// holds the writer (and the appends queued behind it) for long. Callers repeat while work remains.
@@ -70,6 +73,7 @@ enum Command {
     Checkpoint { consumer: String, next: u64, reply: oneshot::Sender<Result<(), JournalError>> },
     Intent { consumer: String, intent: Vec<u8>, reply: oneshot::Sender<Result<(), JournalError>> },
     Forget { consumer: String, reply: oneshot::Sender<Result<(), JournalError>> },
+    HandOn { stage: String, outputs: Vec<(u64, Vec<u8>)>, next: u64, reply: oneshot::Sender<Result<(), JournalError>> },
     Trim { reply: oneshot::Sender<Result<u64, JournalError>> },
     Prune { reply: oneshot::Sender<Result<u64, JournalError>> },
 }
@@ -80,6 +84,7 @@ struct Counters {
     first_seq: AtomicU64,
     entries: AtomicU64,
     bytes: AtomicU64,
+    output_bytes: AtomicU64,
     keys: AtomicU64,
     full: std::sync::atomic::AtomicBool,
 }
@@ -92,6 +97,7 @@ pub struct EmbeddedJournal {
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
     stored: watch::Receiver<u64>,
+    handed: watch::Receiver<u64>,
 }
 
 fn storage(op: &'static str) -> impl Fn(redb::Error) -> JournalError {
@@ -133,6 +139,7 @@ impl EmbeddedJournal {
                 try_db!("open", txn.open_table(EXPIRY))?;
                 try_db!("open", txn.open_table(CHECKPOINTS))?;
                 try_db!("open", txn.open_table(INTENTS))?;
+                try_db!("open", txn.open_table(OUTPUTS))?;
                 let meta = try_db!("open", txn.open_table(META))?;
                 let get = |k: &str| -> Result<u64, JournalError> {
                     Ok(try_db!("open", meta.get(k))?.map_or(0, |v| v.value()))
@@ -140,6 +147,7 @@ impl EmbeddedJournal {
                 let next_seq = get("next_seq")?;
                 counters.next_seq.store(next_seq, Ordering::SeqCst);
                 counters.bytes.store(get("bytes")?, Ordering::SeqCst);
+                counters.output_bytes.store(get("output_bytes")?, Ordering::SeqCst);
                 counters.entries.store(try_db!("open", events.len())?, Ordering::SeqCst);
                 counters.keys.store(try_db!("open", keys.len())?, Ordering::SeqCst);
                 let first = try_db!("open", events.first())?.map_or(next_seq, |(k, _)| k.value());
@@ -157,15 +165,24 @@ impl EmbeddedJournal {
         }
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (notify, stored) = watch::channel(counters.next_seq.load(Ordering::SeqCst));
+        let (notify_outputs, handed) = watch::channel(0);
         let pending = Pending::rebuild(&db, counters.next_seq.load(Ordering::SeqCst))?;
         counters.keys.fetch_add(pending.order.len() as u64, Ordering::SeqCst);
-        let writer =
-            Writer { db: Arc::clone(&db), counters: Arc::clone(&counters), options, clock, on_commit, notify, pending };
+        let writer = Writer {
+            db: Arc::clone(&db),
+            counters: Arc::clone(&counters),
+            options,
+            clock,
+            on_commit,
+            notify,
+            notify_outputs,
+            pending,
+        };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| JournalError::Storage { op: "start writer", message: e.to_string() })?;
-        Ok(Self { db, tx: Some(tx), counters, writer: Some(writer), path, stored })
+        Ok(Self { db, tx: Some(tx), counters, writer: Some(writer), path, stored, handed })
     }
 
     /// Where the database file is.
@@ -270,6 +287,25 @@ impl Journal for EmbeddedJournal {
         self.stored.clone()
     }
 
+    fn hand_on(&self, stage: &str, outputs: Vec<(u64, Vec<u8>)>, next: u64) -> BoxFuture<'_, Result<(), JournalError>> {
+        let stage = stage.to_owned();
+        Box::pin(self.send(move |reply| Command::HandOn { stage, outputs, next, reply }))
+    }
+
+    fn read_outputs(&self, stage: &str, from: u64, max: usize) -> BoxFuture<'_, Result<StageOutputs, JournalError>> {
+        let stage = stage.to_owned();
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || read_outputs(&db, &stage, from, max))
+                .await
+                .map_err(|e| JournalError::Storage { op: "read outputs", message: e.to_string() })?
+        })
+    }
+
+    fn subscribe_outputs(&self) -> watch::Receiver<u64> {
+        self.handed.clone()
+    }
+
     fn trim(&self) -> BoxFuture<'_, Result<u64, JournalError>> {
         Box::pin(self.send(|reply| Command::Trim { reply }))
     }
@@ -285,6 +321,7 @@ impl Journal for EmbeddedJournal {
             first_seq: c.first_seq.load(Ordering::Relaxed),
             entries: c.entries.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
+            output_bytes: c.output_bytes.load(Ordering::Relaxed),
             keys: c.keys.load(Ordering::Relaxed),
             full: c.full.load(Ordering::Relaxed),
         }
@@ -302,6 +339,39 @@ fn read_range(db: &Database, from: u64, max: usize) -> Result<Vec<Record>, Journ
         out.push(Record { seq, entry });
     }
     Ok(out)
+}
+
+fn read_outputs(db: &Database, stage: &str, from: u64, max: usize) -> Result<StageOutputs, JournalError> {
+    let txn = try_db!("read outputs", db.begin_read())?;
+    let checkpoints = try_db!("read outputs", txn.open_table(CHECKPOINTS))?;
+    let upto = try_db!("read outputs", checkpoints.get(stage))?.map_or(0, |v| v.value());
+    let table = try_db!("read outputs", txn.open_table(OUTPUTS))?;
+    let mut outputs = Vec::new();
+    for item in try_db!("read outputs", table.range((stage, from)..(stage, upto.max(from))))?.take(max) {
+        let (k, v) = try_db!("read outputs", item)?;
+        outputs.push((k.value().1, v.value().to_vec()));
+    }
+    Ok(StageOutputs { outputs, upto })
+}
+
+/// Removes up to `max` outputs of `stage` below `below`; returns how many, and the bytes freed.
+fn remove_outputs(
+    table: &mut redb::Table<(&str, u64), &[u8]>,
+    stage: &str,
+    below: u64,
+    max: usize,
+) -> Result<(u64, u64), JournalError> {
+    let mut doomed = Vec::new();
+    let mut freed = 0u64;
+    for item in try_db!("trim outputs", table.range((stage, 0)..(stage, below)))?.take(max) {
+        let (k, v) = try_db!("trim outputs", item)?;
+        doomed.push(k.value().1);
+        freed += v.value().len() as u64;
+    }
+    for seq in &doomed {
+        try_db!("trim outputs", table.remove((stage, *seq)))?;
+    }
+    Ok((doomed.len() as u64, freed))
 }
 
 /// Keys stored with their events but not yet in the `keys` table, in seq order.
@@ -351,6 +421,7 @@ struct Writer {
     clock: SharedClock,
     on_commit: Option<CommitObserver>,
     notify: watch::Sender<u64>,
+    notify_outputs: watch::Sender<u64>,
 }
 
 type AppendReply = (Entry, i64, oneshot::Sender<Result<Appended, JournalError>>);
@@ -391,6 +462,9 @@ impl Writer {
                     }
                     Command::Forget { consumer, reply } => {
                         let _ = reply.send(self.forget(&consumer));
+                    }
+                    Command::HandOn { stage, outputs, next, reply } => {
+                        let _ = reply.send(self.hand_on(&stage, &outputs, next));
                     }
                     Command::Trim { reply } => {
                         let result = self.trim();
@@ -521,7 +595,8 @@ impl Writer {
                 let expires_at = now.saturating_add(*ttl);
                 let record = encode(entry, expires_at);
                 let size = record.len() as u64;
-                if bytes.saturating_add(size) > self.options.max_bytes {
+                let outputs = self.counters.output_bytes.load(Ordering::SeqCst);
+                if bytes.saturating_add(outputs).saturating_add(size) > self.options.max_bytes {
                     self.counters.full.store(true, Ordering::Relaxed);
                     outcomes.push(Err(JournalError::Full { bytes, max: self.options.max_bytes }));
                     continue;
@@ -579,13 +654,47 @@ impl Writer {
 
     fn forget(&self, consumer: &str) -> Result<(), JournalError> {
         let txn = try_db!("forget", self.db.begin_write())?;
-        {
+        let freed = {
             let mut t = try_db!("forget", txn.open_table(CHECKPOINTS))?;
             try_db!("forget", t.remove(consumer))?;
             let mut intents = try_db!("forget", txn.open_table(INTENTS))?;
             try_db!("forget", intents.remove(consumer))?;
+            let mut outputs = try_db!("forget", txn.open_table(OUTPUTS))?;
+            remove_outputs(&mut outputs, consumer, u64::MAX, usize::MAX)?.1
+        };
+        let output_bytes = self.counters.output_bytes.load(Ordering::SeqCst).saturating_sub(freed);
+        {
+            let mut meta = try_db!("forget", txn.open_table(META))?;
+            try_db!("forget", meta.insert("output_bytes", output_bytes))?;
         }
-        try_db!("forget", txn.commit())
+        try_db!("forget", txn.commit())?;
+        self.counters.output_bytes.store(output_bytes, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn hand_on(&self, stage: &str, outputs: &[(u64, Vec<u8>)], next: u64) -> Result<(), JournalError> {
+        let txn = try_db!("hand on", self.db.begin_write())?;
+        let (mut added, mut replaced) = (0u64, 0u64);
+        {
+            let mut table = try_db!("hand on", txn.open_table(OUTPUTS))?;
+            for (seq, bytes) in outputs {
+                if let Some(old) = try_db!("hand on", table.insert((stage, *seq), bytes.as_slice()))? {
+                    replaced += old.value().len() as u64;
+                }
+                added += bytes.len() as u64;
+            }
+            let mut t = try_db!("hand on", txn.open_table(CHECKPOINTS))?;
+            try_db!("hand on", t.insert(stage, next))?;
+        }
+        let output_bytes = (self.counters.output_bytes.load(Ordering::SeqCst) + added).saturating_sub(replaced);
+        {
+            let mut meta = try_db!("hand on", txn.open_table(META))?;
+            try_db!("hand on", meta.insert("output_bytes", output_bytes))?;
+        }
+        try_db!("hand on", txn.commit())?;
+        self.counters.output_bytes.store(output_bytes, Ordering::SeqCst);
+        self.notify_outputs.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     fn record_intent(&self, consumer: &str, intent: &[u8]) -> Result<(), JournalError> {
@@ -603,14 +712,26 @@ impl Writer {
         let total = 0;
         {
             let txn = try_db!("trim", self.db.begin_write())?;
+            let (mut outputs_removed, mut outputs_freed) = (0u64, 0u64);
             let (removed, freed, first) = {
                 let checkpoints = try_db!("trim", txn.open_table(CHECKPOINTS))?;
                 let mut low: Option<u64> = None;
+                let mut all = Vec::new();
                 for item in try_db!("trim", checkpoints.iter())? {
-                    let (_, v) = try_db!("trim", item)?;
+                    let (k, v) = try_db!("trim", item)?;
+                    all.push((k.value().to_owned(), v.value()));
                     low = Some(low.map_or(v.value(), |l| l.min(v.value())));
                 }
                 let Some(low) = low else { return Ok(total) };
+                // A stage's outputs are for the other consumers: kept until all of them have passed (and kept
+                // for inspection while no other consumer exists).
+                let mut outputs = try_db!("trim", txn.open_table(OUTPUTS))?;
+                for (stage, _) in &all {
+                    let Some(below) = all.iter().filter(|(c, _)| c != stage).map(|(_, n)| *n).min() else { continue };
+                    let (n, freed) = remove_outputs(&mut outputs, stage, below, HOUSEKEEPING_BATCH)?;
+                    outputs_removed += n;
+                    outputs_freed += freed;
+                }
                 let mut events = try_db!("trim", txn.open_table(EVENTS))?;
                 let mut doomed = Vec::new();
                 let mut freed = 0u64;
@@ -625,22 +746,25 @@ impl Writer {
                 let first = try_db!("trim", events.first())?.map(|(k, _)| k.value());
                 (doomed.len() as u64, freed, first)
             };
-            if removed == 0 {
+            if removed == 0 && outputs_removed == 0 {
                 txn.abort().map_err(|e| storage("trim")(e.into()))?;
                 return Ok(total);
             }
             let bytes = self.counters.bytes.load(Ordering::SeqCst).saturating_sub(freed);
+            let output_bytes = self.counters.output_bytes.load(Ordering::SeqCst).saturating_sub(outputs_freed);
             {
                 let mut meta = try_db!("trim", txn.open_table(META))?;
                 try_db!("trim", meta.insert("bytes", bytes))?;
+                try_db!("trim", meta.insert("output_bytes", output_bytes))?;
             }
             try_db!("trim", txn.commit())?;
             let c = &self.counters;
             c.bytes.store(bytes, Ordering::SeqCst);
+            c.output_bytes.store(output_bytes, Ordering::SeqCst);
             c.full.store(false, Ordering::Relaxed);
             c.entries.fetch_sub(removed, Ordering::SeqCst);
             c.first_seq.store(first.unwrap_or(c.next_seq.load(Ordering::SeqCst)), Ordering::SeqCst);
-            Ok(total + removed)
+            Ok(total + removed + outputs_removed)
         }
     }
 

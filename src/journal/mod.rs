@@ -120,8 +120,20 @@ pub struct JournalStats {
     pub bytes: u64,
     /// Dedup keys held.
     pub keys: u64,
+    /// Bytes of stored stage outputs (enriched events); they count against the disk budget too.
+    pub output_bytes: u64,
     /// An append was refused for the disk budget since the last trim freed space.
     pub full: bool,
+}
+
+/// What a processing stage has handed on, as [`Journal::read_outputs`] returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageOutputs {
+    /// `(seq of the event it came from, output bytes)`, in seq order.
+    pub outputs: Vec<(u64, Vec<u8>)>,
+    /// The stage's checkpoint: every event below it has been handed on. An event below it with no output was
+    /// skipped by the stage (not its input, or dead-lettered), so a downstream consumer may move past it.
+    pub upto: u64,
 }
 
 /// The durable log plus dedup index.
@@ -152,11 +164,22 @@ pub trait Journal: Send + Sync + 'static {
     /// consumers wait for new data instead of polling.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// Stores the outputs of processing stage `stage` (each keyed by the seq of the event it came from) and
+    /// moves its checkpoint to `next`, in one durable write, so what a stage handed on and how far it got never
+    /// disagree after a crash. A stage's outputs are trimmed once every other consumer has passed them.
+    fn hand_on(&self, stage: &str, outputs: Vec<(u64, Vec<u8>)>, next: u64) -> BoxFuture<'_, Result<(), JournalError>>;
+
+    /// Up to `max` outputs of `stage` with `seq >= from`, and the stage's checkpoint.
+    fn read_outputs(&self, stage: &str, from: u64, max: usize) -> BoxFuture<'_, Result<StageOutputs, JournalError>>;
+
+    /// A receiver that changes whenever a stage hands on outputs.
+    fn subscribe_outputs(&self) -> tokio::sync::watch::Receiver<u64>;
+
     /// Every consumer with a checkpoint.
     fn consumers(&self) -> BoxFuture<'_, Result<Vec<String>, JournalError>>;
 
-    /// Removes `consumer`'s checkpoint and intent, so it no longer holds back trimming (a sink taken out of the
-    /// config).
+    /// Removes `consumer`'s checkpoint, intent and outputs, so it no longer holds back trimming (a stage taken
+    /// out of the config).
     fn forget_consumer(&self, consumer: &str) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Deletes records below the slowest consumer's checkpoint, one bounded batch per call so appends are never

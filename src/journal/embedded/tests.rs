@@ -307,3 +307,61 @@ fn inject_events(dir: &Path, events: &[(u64, &str)], next_seq: u64) {
     }
     txn.commit().expect("commit");
 }
+
+#[tokio::test]
+async fn stage_outputs_land_with_the_checkpoint_survive_a_reopen_and_are_trimmed_with_the_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    {
+        let j = open(dir.path(), &clock);
+        for id in ["a", "b", "c", "d"] {
+            j.append(entry(id), HOUR).await.expect("append");
+        }
+        j.commit_checkpoint("sink.raw", 0).await.expect("checkpoint");
+        // Seq 1 was skipped by the stage (no output); the checkpoint moves past it.
+        j.hand_on("transform.enrich", vec![(0, b"zero".to_vec()), (2, b"two".to_vec())], 3).await.expect("hand on");
+        let out = j.read_outputs("transform.enrich", 0, 10).await.expect("read");
+        assert_eq!(out.upto, 3);
+        assert_eq!(out.outputs, vec![(0, b"zero".to_vec()), (2, b"two".to_vec())]);
+        assert_eq!(j.stats().output_bytes, 7);
+        j.close();
+    }
+    let j = open(dir.path(), &clock);
+    assert_eq!(j.checkpoint("transform.enrich").await.expect("checkpoint"), Some(3));
+    assert_eq!(j.read_outputs("transform.enrich", 1, 10).await.expect("read").outputs, vec![(2, b"two".to_vec())]);
+    assert_eq!(j.stats().output_bytes, 7);
+    // The slowest consumer (sink.raw at 0) holds everything back; once it passes seq 2, both go.
+    assert_eq!(j.trim().await.expect("trim"), 0);
+    j.commit_checkpoint("sink.raw", 4).await.expect("checkpoint");
+    assert!(j.trim().await.expect("trim") > 0);
+    let out = j.read_outputs("transform.enrich", 0, 10).await.expect("read");
+    assert!(out.outputs.is_empty(), "outputs below every checkpoint are trimmed: {:?}", out.outputs);
+    assert_eq!(j.stats().output_bytes, 0);
+    assert_eq!(j.stats().first_seq, 3);
+}
+
+#[tokio::test]
+async fn forgetting_a_stage_drops_its_outputs_and_output_bytes_count_against_the_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let small = Options { max_bytes: 400, ..options() };
+    let j = EmbeddedJournal::open(dir.path(), small, Arc::new(clock.clone()), None).expect("open");
+    j.append(entry("a"), HOUR).await.expect("append");
+    j.hand_on("transform.enrich", vec![(0, vec![b'x'; 300])], 1).await.expect("hand on");
+    assert!(matches!(j.append(entry("b"), HOUR).await, Err(JournalError::Full { .. })), "outputs use the budget");
+    j.forget_consumer("transform.enrich").await.expect("forget");
+    assert_eq!(j.stats().output_bytes, 0);
+    assert!(j.read_outputs("transform.enrich", 0, 10).await.expect("read").outputs.is_empty());
+    assert!(matches!(j.append(entry("b"), HOUR).await, Ok(Appended::Stored { .. })));
+}
+
+#[tokio::test]
+async fn a_stage_alone_keeps_its_outputs_for_inspection_while_its_events_are_trimmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(0);
+    let j = open(dir.path(), &clock);
+    j.append(entry("a"), HOUR).await.expect("append");
+    j.hand_on("transform.enrich", vec![(0, b"zero".to_vec())], 1).await.expect("hand on");
+    assert_eq!(j.trim().await.expect("trim"), 1, "the event itself is no longer needed");
+    assert_eq!(j.read_outputs("transform.enrich", 0, 10).await.expect("read").outputs.len(), 1);
+}
