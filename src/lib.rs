@@ -49,12 +49,14 @@
 pub mod admission;
 pub mod clock;
 pub mod config;
+pub mod dead_letters;
 pub mod envelope;
 pub mod insightiq;
 pub mod journal;
 pub mod metrics;
 pub mod secret;
 pub mod shutdown;
+pub mod simulator;
 pub mod sinks;
 pub mod sources;
 pub mod topology;
