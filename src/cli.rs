@@ -43,6 +43,8 @@ enum Command {
     Run(ConfigArg),
     /// Check the config without starting anything: every error as file:line:col, exit 0 or 78.
     Validate(ConfigArg),
+    /// The InsightIQ simulator: serve its API (--api-listen) and/or send it signed webhooks (--send-to).
+    Simulate(hooklake::simulator::SimulateArgs),
     /// Inspect the journal (the pipeline must be stopped: the journal has one user at a time).
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -62,6 +64,10 @@ enum JournalCommand {
         /// Most events to print.
         #[arg(long, default_value_t = u64::MAX)]
         limit: u64,
+        /// Print what this processing stage handed on (e.g. the enriched events of `enrich`) instead of the
+        /// stored events.
+        #[arg(long)]
+        stage: Option<String>,
     },
 }
 
@@ -84,6 +90,7 @@ pub fn main() -> ExitCode {
             };
             runtime_then(|| async move { run(config).await })
         }
+        Command::Simulate(args) => runtime_then(|| hooklake::simulator::simulate(args)),
         Command::Journal(JournalCommand::Stats(a)) => {
             let config = match load(&a.config) {
                 Ok(c) => c,
@@ -91,12 +98,12 @@ pub fn main() -> ExitCode {
             };
             runtime_then(|| async move { journal_stats(&config) })
         }
-        Command::Journal(JournalCommand::Dump { config, from, limit }) => {
+        Command::Journal(JournalCommand::Dump { config, from, limit, stage }) => {
             let config = match load(&config.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime_then(|| async move { journal_dump(&config, from, limit).await })
+            runtime_then(|| async move { journal_dump(&config, from, limit, stage).await })
         }
     }
 }
@@ -206,12 +213,30 @@ fn journal_stats(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn journal_dump(config: &Config, from: u64, limit: u64) -> anyhow::Result<()> {
+async fn journal_dump(config: &Config, from: u64, limit: u64, stage: Option<String>) -> anyhow::Result<()> {
     use std::io::Write as _;
     let journal = hooklake::topology::open_journal(config, Arc::new(SystemClock), None)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut next = from;
     let mut left = limit;
+    if let Some(stage) = stage {
+        if !config.transforms.iter().any(|t| t.name == stage) {
+            anyhow::bail!("no transform `{stage}` in {}", config.file.display());
+        }
+        let consumer = hooklake::transforms::enrich::consumer(&stage);
+        while left > 0 {
+            let page = usize::try_from(left.min(1000)).unwrap_or(1000);
+            let outputs = journal.read_outputs(&consumer, next, page).await?;
+            let Some((last, _)) = outputs.outputs.last() else { break };
+            next = last + 1;
+            left = left.saturating_sub(outputs.outputs.len() as u64);
+            for (_, doc) in &outputs.outputs {
+                out.write_all(doc)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        left = 0;
+    }
     while left > 0 {
         let page = usize::try_from(left.min(1000)).unwrap_or(1000);
         let records = journal.read(next, page).await?;

@@ -125,11 +125,60 @@ pub const SINK_LAG: &str = "hooklake_sink_checkpoint_lag";
 /// Sink upload latency per file.
 pub const SINK_UPLOAD_SECONDS: &str = "hooklake_sink_upload_seconds";
 
+/// Counters of one `enrich` stage.
+#[derive(Debug, Default)]
+pub struct EnrichMetrics {
+    /// HTTP requests sent (every attempt, every page).
+    pub requests: AtomicU64,
+    /// Calls answered (after retries).
+    pub calls_ok: AtomicU64,
+    /// Calls that failed for good (their events went to the dead letters).
+    pub calls_failed: AtomicU64,
+    /// 429 answers.
+    pub throttled: AtomicU64,
+    /// Retries (after 429, 5xx, timeouts).
+    pub retries: AtomicU64,
+    /// Ids asked for.
+    pub ids_requested: AtomicU64,
+    /// Ids the API no longer knows.
+    pub ids_missing: AtomicU64,
+    /// Events handed on (enriched or passed through).
+    pub events: AtomicU64,
+    /// Events sent to the dead letters.
+    pub dead_letters: AtomicU64,
+    /// The stage's checkpoint (next seq not yet handed on).
+    pub checkpoint: AtomicU64,
+    /// Latency of a call, retries included.
+    pub call_latency: Histogram,
+}
+
+/// HTTP requests an enrich stage sent.
+pub const ENRICH_REQUESTS: &str = "hooklake_enrich_requests_total";
+/// Enrich calls by outcome.
+pub const ENRICH_CALLS: &str = "hooklake_enrich_calls_total";
+/// 429 answers.
+pub const ENRICH_THROTTLED: &str = "hooklake_enrich_throttled_total";
+/// Retried API requests.
+pub const ENRICH_RETRIES: &str = "hooklake_enrich_retries_total";
+/// Ids asked for.
+pub const ENRICH_IDS: &str = "hooklake_enrich_ids_requested_total";
+/// Ids the API no longer knows.
+pub const ENRICH_MISSING: &str = "hooklake_enrich_ids_missing_total";
+/// Events an enrich stage handed on.
+pub const ENRICH_EVENTS: &str = "hooklake_enrich_events_total";
+/// Events sent to the dead letters.
+pub const DEAD_LETTERS: &str = "hooklake_dead_letters_total";
+/// Events not yet handed on by an enrich stage.
+pub const ENRICH_BACKLOG: &str = "hooklake_enrich_backlog";
+/// Enrich call latency.
+pub const ENRICH_CALL_SECONDS: &str = "hooklake_enrich_call_seconds";
+
 /// All metrics of a running pipeline.
 #[derive(Debug, Default)]
 pub struct Metrics {
     sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
     sinks: Mutex<BTreeMap<String, Arc<SinkMetrics>>>,
+    enrich: Mutex<BTreeMap<String, Arc<EnrichMetrics>>>,
     /// Group commit latency.
     pub commit_latency: Histogram,
     commits: AtomicU64,
@@ -150,6 +199,14 @@ impl Metrics {
         match self.sinks.lock() {
             Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
             Err(_) => Arc::new(SinkMetrics::default()),
+        }
+    }
+
+    /// The counters of enrich stage `name`.
+    pub fn enrich(&self, name: &str) -> Arc<EnrichMetrics> {
+        match self.enrich.lock() {
+            Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
+            Err(_) => Arc::new(EnrichMetrics::default()),
         }
     }
 
@@ -227,6 +284,7 @@ impl Metrics {
                 s.upload_latency.render_labelled(&mut out, SINK_UPLOAD_SECONDS, &format!("sink=\"{name}\""));
             }
         }
+        self.render_enrich(&mut out, journal);
         for (name, help, value) in [
             (JOURNAL_DEPTH, "Events held in the journal.", journal.entries),
             (JOURNAL_BYTES, "Bytes of events held in the journal.", journal.bytes),
@@ -237,6 +295,55 @@ impl Metrics {
             let _ = writeln!(out, "{name} {value}");
         }
         out
+    }
+}
+
+impl Metrics {
+    fn render_enrich(&self, out: &mut String, journal: &JournalStats) {
+        let stages: Vec<(String, Arc<EnrichMetrics>)> =
+            self.enrich.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()).unwrap_or_default();
+        if stages.is_empty() {
+            return;
+        }
+        type Get = fn(&EnrichMetrics) -> u64;
+        let counters: [(&str, &str, Get); 7] = [
+            (ENRICH_REQUESTS, "HTTP requests sent to the API (every attempt and page).", |m| {
+                m.requests.load(Ordering::Relaxed)
+            }),
+            (ENRICH_THROTTLED, "429 answers from the API.", |m| m.throttled.load(Ordering::Relaxed)),
+            (ENRICH_RETRIES, "Retried requests (429, 5xx, timeouts).", |m| m.retries.load(Ordering::Relaxed)),
+            (ENRICH_IDS, "Ids asked for.", |m| m.ids_requested.load(Ordering::Relaxed)),
+            (ENRICH_MISSING, "Ids the API no longer knows (recorded as missing).", |m| {
+                m.ids_missing.load(Ordering::Relaxed)
+            }),
+            (ENRICH_EVENTS, "Events handed on.", |m| m.events.load(Ordering::Relaxed)),
+            (DEAD_LETTERS, "Events sent to the dead letters.", |m| m.dead_letters.load(Ordering::Relaxed)),
+        ];
+        for (metric, help, get) in counters {
+            header(out, metric, "counter", help);
+            for (name, m) in &stages {
+                let _ = writeln!(out, "{metric}{{stage=\"{name}\"}} {}", get(m));
+            }
+        }
+        header(out, ENRICH_CALLS, "counter", "Calls made (after retries), by outcome.");
+        for (name, m) in &stages {
+            let _ = writeln!(
+                out,
+                "{ENRICH_CALLS}{{stage=\"{name}\",outcome=\"ok\"}} {}",
+                m.calls_ok.load(Ordering::Relaxed)
+            );
+            let failed = m.calls_failed.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{ENRICH_CALLS}{{stage=\"{name}\",outcome=\"failed\"}} {failed}");
+        }
+        header(out, ENRICH_BACKLOG, "gauge", "Events stored in the journal and not yet handed on by this stage.");
+        for (name, m) in &stages {
+            let backlog = journal.next_seq.saturating_sub(m.checkpoint.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{ENRICH_BACKLOG}{{stage=\"{name}\"}} {backlog}");
+        }
+        header(out, ENRICH_CALL_SECONDS, "histogram", "Call latency, retries included.");
+        for (name, m) in &stages {
+            m.call_latency.render_labelled(out, ENRICH_CALL_SECONDS, &format!("stage=\"{name}\""));
+        }
     }
 }
 
@@ -258,7 +365,15 @@ mod tests {
         s.answered(401);
         s.accepted.fetch_add(2, Ordering::Relaxed);
         m.committed(2, Duration::from_micros(700));
-        let text = m.render(&JournalStats { next_seq: 2, first_seq: 0, entries: 2, bytes: 99, keys: 2, full: false });
+        let text = m.render(&JournalStats {
+            next_seq: 2,
+            first_seq: 0,
+            entries: 2,
+            bytes: 99,
+            output_bytes: 0,
+            keys: 2,
+            full: false,
+        });
         assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("hooklake_http_requests_total{source=\"insightiq\",status=\"401\"} 1"));
         assert!(text.contains("hooklake_events_accepted_total{source=\"insightiq\"} 2"));

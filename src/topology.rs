@@ -12,12 +12,16 @@ use std::time::Duration;
 use crate::admission::Admission;
 use crate::clock::SharedClock;
 use crate::config::{Config, Diagnostics, SinkConfig, SourceConfig, TransformConfig, suggest};
+use crate::dead_letters::DeadLetters;
 use crate::journal::embedded::{EmbeddedJournal, Options};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::sinks::parquet::{ParquetSink, StoreError};
 use crate::sources::webhook::{Shared, Webhook};
 use crate::transforms::dedup::Dedup;
+use crate::transforms::enrich::Enrich;
+use crate::transforms::enrich::client::ApiAccess;
+use crate::transforms::enrich::limiter::RateLimiter;
 use crate::transforms::verify::Verifier;
 
 /// How often expired dedup keys are pruned.
@@ -96,6 +100,12 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
                             format!("sink `{name}` writes the raw `events` table from the journal, so it must read from a webhook source or an admission stage, not `{target}`"),
                         );
                     }
+                    if *node == Node::Transform && !matches!(upstream, Node::Source | Node::Admission) {
+                        d.error(
+                            input.span.clone(),
+                            format!("`{name}` reads the journal, so it must read from a webhook source or an admission stage (verify, dedup), not `{target}`"),
+                        );
+                    }
                     if *node == Node::Admission {
                         if !matches!(upstream, Node::Source | Node::Admission) {
                             d.error(
@@ -144,6 +154,27 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
                 );
             }
             at = &next.name;
+        }
+    }
+    for t in &config.transforms {
+        if let TransformConfig::Enrich(_) = &t.kind {
+            match &config.api {
+                None => d.error(
+                    t.span.clone(),
+                    format!("`{}` calls InsightIQ: add an `[api.insightiq]` table (client_id, client_secret)", t.name),
+                ),
+                Some(api)
+                    if [&api.client_id, &api.client_secret]
+                        .iter()
+                        .any(|s| s.as_ref().is_none_or(|s| s.expose().is_empty())) =>
+                {
+                    d.error(
+                        t.span.clone(),
+                        format!("`{}` calls InsightIQ: `[api.insightiq]` needs client_id and client_secret", t.name),
+                    );
+                }
+                Some(_) => {}
+            }
         }
     }
     // Two sinks writing the same table at the same place would each write every event: duplicate rows.
@@ -236,6 +267,14 @@ pub enum BuildError {
         #[from]
         source: crate::sinks::parquet::SinkError,
     },
+    /// An enrich stage could not be built.
+    #[error("transform `{stage}`: {reason}")]
+    Enrich {
+        /// The stage.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
     /// A verify stage could not be built.
     #[error("transform `{stage}`: {reason}")]
     Verify {
@@ -249,6 +288,7 @@ pub enum BuildError {
 /// A built pipeline: sockets bound, journal open, nothing served yet.
 pub struct Pipeline {
     sources: Vec<Webhook>,
+    enrich: Vec<Enrich>,
     sinks: Vec<ParquetSink>,
     shared: Arc<Shared>,
     journal: Arc<EmbeddedJournal>,
@@ -300,6 +340,7 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
             }
         }
     }
+    let enrich = build_enrich(config, &shared)?;
     let mut sinks = Vec::new();
     for sink in &config.sinks {
         match &sink.kind {
@@ -312,11 +353,55 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
     }
     // Before anything can be stored or trimmed: forget removed sinks, register new ones (which also refuses a
     // new sink whose lake already holds files it would overwrite).
-    forget_removed_sinks(journal.as_ref(), &sinks).await;
+    let configured: Vec<String> =
+        sinks.iter().map(ParquetSink::consumer).chain(enrich.iter().map(Enrich::consumer)).collect();
+    forget_removed_consumers(journal.as_ref(), &configured).await;
     for s in &sinks {
         s.register(journal.as_ref()).await.map_err(|source| BuildError::SinkStart { source })?;
     }
-    Ok(Pipeline { sources, sinks, shared, journal })
+    for e in &enrich {
+        e.register(journal.as_ref())
+            .await
+            .map_err(|source| BuildError::Journal { dir: config.data_dir.display().to_string(), source })?;
+    }
+    Ok(Pipeline { sources, enrich, sinks, shared, journal })
+}
+
+/// The enrich stages, sharing one rate limiter per API (the limit is per developer account, across endpoints).
+fn build_enrich(config: &Config, shared: &Shared) -> Result<Vec<Enrich>, BuildError> {
+    let mut out = Vec::new();
+    let mut limiter: Option<Arc<RateLimiter>> = None;
+    for t in &config.transforms {
+        let TransformConfig::Enrich(ec) = &t.kind else { continue };
+        let fail = |reason: &str| BuildError::Enrich { stage: t.name.clone(), reason: reason.to_owned() };
+        let api = config.api.as_ref().ok_or_else(|| fail("no [api.insightiq] table"))?;
+        let (Some(client_id), Some(client_secret)) = (api.client_id.clone(), api.client_secret.clone()) else {
+            return Err(fail("[api.insightiq] needs client_id and client_secret"));
+        };
+        let access = ApiAccess {
+            base_url: api.base_url.clone(),
+            client_id,
+            client_secret,
+            timeout: api.timeout,
+            rate_limit: api.rate_limit,
+        };
+        let limiter = Arc::clone(limiter.get_or_insert_with(|| Arc::new(RateLimiter::new(api.rate_limit))));
+        let sources = upstream_sources(config, t.inputs.iter().map(|i| i.value.as_str()));
+        out.push(
+            Enrich::build(
+                &t.name,
+                ec.clone(),
+                &access,
+                limiter,
+                sources,
+                DeadLetters::new(&config.data_dir),
+                shared.metrics.enrich(&t.name),
+                Arc::clone(&shared.clock),
+            )
+            .map_err(|reason| fail(&reason))?,
+        );
+    }
+    Ok(out)
 }
 
 /// The sources that `inputs` lead back to, through admission stages.
@@ -349,6 +434,7 @@ fn admission_chain(config: &Config, source: &str) -> Result<Admission, BuildErro
             TransformConfig::Verify(vc) => verifiers
                 .push(Verifier::build(vc).map_err(|reason| BuildError::Verify { stage: next.name.clone(), reason })?),
             TransformConfig::Dedup(dc) => dedup = Some(Dedup::build(dc)),
+            TransformConfig::Enrich(_) => {}
         }
         at.clone_from(&next.name);
     }
@@ -370,7 +456,7 @@ impl Pipeline {
     /// Serves until `shutdown` resolves; then answers 503 to new requests, lets in-flight ones finish and
     /// their commits land, and closes the journal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { sources, sinks, shared, journal } = self;
+        let Self { sources, enrich, sinks, shared, journal } = self;
         let (tx, rx) = crate::shutdown::channel();
         let (sinks_tx, sinks_rx) = crate::shutdown::channel();
         let mut tasks = Vec::new();
@@ -392,6 +478,17 @@ impl Pipeline {
                 result
             }));
         }
+        let mut stage_tasks = Vec::new();
+        for e in enrich {
+            let journal = Arc::clone(&journal) as Arc<dyn Journal>;
+            let rx = sinks_rx.clone();
+            stage_tasks.push(tokio::spawn(async move {
+                let name = e.name().to_owned();
+                if let Err(e) = e.run(journal, rx).await {
+                    tracing::error!(stage = name, error = %e, "enrich stopped; its events wait in the journal");
+                }
+            }));
+        }
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
         shutdown.await;
         tracing::info!("shutting down: refusing new deliveries, finishing in-flight ones");
@@ -402,6 +499,9 @@ impl Pipeline {
         }
         // Sources are quiet: now every sink writes all that was acknowledged, then stops.
         let _ = sinks_tx.send(true);
+        for t in stage_tasks {
+            let _ = t.await;
+        }
         for t in sink_tasks {
             match t.await {
                 Ok(Ok(())) => {}
@@ -442,16 +542,15 @@ where
     }
 }
 
-/// Sinks taken out of the config keep their checkpoint in the journal, which would hold back trimming forever:
-/// forget the checkpoints of `sink.*` consumers that no configured sink owns.
-async fn forget_removed_sinks(journal: &dyn Journal, sinks: &[ParquetSink]) {
-    let configured: Vec<String> = sinks.iter().map(ParquetSink::consumer).collect();
+/// Stages taken out of the config keep their checkpoint in the journal, which would hold back trimming forever:
+/// forget the checkpoints of `sink.*` and `transform.*` consumers that no configured stage owns.
+async fn forget_removed_consumers(journal: &dyn Journal, configured: &[String]) {
     let Ok(consumers) = journal.consumers().await else { return };
     for consumer in consumers {
-        if consumer.starts_with("sink.") && !configured.contains(&consumer) {
+        if (consumer.starts_with("sink.") || consumer.starts_with("transform.")) && !configured.contains(&consumer) {
             match journal.forget_consumer(&consumer).await {
-                Ok(()) => tracing::warn!(consumer, "forgot the checkpoint of a sink that is no longer configured"),
-                Err(e) => tracing::warn!(consumer, error = %e, "cannot forget a removed sink's checkpoint"),
+                Ok(()) => tracing::warn!(consumer, "forgot the checkpoint of a stage that is no longer configured"),
+                Err(e) => tracing::warn!(consumer, error = %e, "cannot forget a removed stage's checkpoint"),
             }
         }
     }

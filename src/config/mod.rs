@@ -22,6 +22,7 @@ use crate::secret::Secret;
 use crate::sinks::parquet::ParquetConfig;
 use crate::sources::webhook::WebhookConfig;
 use crate::transforms::dedup::DedupConfig;
+use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::verify::VerifyConfig;
 
 /// Default disk budget of the journal.
@@ -113,6 +114,8 @@ pub enum TransformConfig {
     Verify(VerifyConfig),
     /// `type = "dedup"`.
     Dedup(DedupConfig),
+    /// `type = "enrich"`.
+    Enrich(EnrichConfig),
 }
 
 impl TransformConfig {
@@ -130,7 +133,7 @@ pub enum SinkConfig {
 }
 
 const SOURCE_KINDS: &[&str] = &["webhook"];
-const TRANSFORM_KINDS: &[&str] = &["verify", "dedup"];
+const TRANSFORM_KINDS: &[&str] = &["verify", "dedup", "enrich"];
 const SINK_KINDS: &[&str] = &["parquet"];
 
 /// The source registry.
@@ -146,6 +149,7 @@ fn parse_transform(kind: &str, f: &mut Fields<'_>, d: &mut Diagnostics<'_>) -> O
     match kind {
         "verify" => VerifyConfig::parse(f, d).map(TransformConfig::Verify),
         "dedup" => DedupConfig::parse(f, d).map(TransformConfig::Dedup),
+        "enrich" => EnrichConfig::parse(f, d).map(TransformConfig::Enrich),
         _ => None,
     }
 }
