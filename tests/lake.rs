@@ -223,7 +223,7 @@ fn a_sink_taken_out_of_the_config_no_longer_holds_back_the_journal() {
     deliver(&h2, &(0..5).map(|i| format!("second-{i}")).collect::<Vec<_>>(), 2);
     let (code, h2) = h2.stop();
     assert_eq!(code, 0, "{}", h2.stderr());
-    assert!(h2.stderr().contains("forgot the checkpoint of a sink that is no longer configured"), "{}", h2.stderr());
+    assert!(h2.stderr().contains("forgot the checkpoint of a stage that is no longer configured"), "{}", h2.stderr());
     assert_eq!(h2.dump().len(), 0, "the removed sink's checkpoint must not keep events in the journal");
     let s = lake_summary(&["local", h.dir.join("lake").to_str().unwrap()]);
     assert_eq!(s["rows"], 10);

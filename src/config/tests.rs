@@ -239,7 +239,7 @@ fn an_input_naming_an_invalid_stage_is_not_reported_twice() {
     );
     insta_like(
         &e,
-        "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup)",
+        "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup, enrich)",
     );
 }
 
@@ -265,4 +265,64 @@ fn the_public_example_key_is_refused_off_loopback() {
     assert!(e.contains("uses the example signing key from the shipped config"), "{e}");
     assert!(parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080"), ("INSIGHTIQ_CLIENT_SECRET", "real")]).is_ok());
     assert!(parse_with(&shipped, &[]).is_ok(), "localhost with the example key is the quick start");
+}
+
+#[test]
+fn enrich_settings_are_checked_and_need_the_api_table() {
+    let src = format!(
+        r#"{GOOD}
+[transforms.enrich]
+type = "enrich"
+inputs = ["dedup"]
+max_ids = 101
+income = "both"
+max_wait = "soon"
+
+[transforms.enrich.paths]
+contents = "v2/contents"
+profiles = "/v2/profiles"
+contentz = "/x"
+"#
+    );
+    let got = parse_with(&src, &[("SECRET", "s")]).expect_err("invalid").to_string();
+    insta_like(
+        &got,
+        "config.toml:19:13: `enrich` calls InsightIQ: add an `[api.insightiq]` table (client_id, client_secret)
+config.toml:22:11: transforms.enrich.max_ids = 101 is out of range (1..=100)
+config.toml:23:10: transforms.enrich.income: unknown value `both`; expected one of: auto, social, commerce
+config.toml:24:12: transforms.enrich.max_wait: `soon` is not a duration; write e.g. 500ms, 60s, 5m, 6h or 7d
+config.toml:27:12: transforms.enrich.paths.contents must start with `/`
+config.toml:28:12: transforms.enrich.paths.profiles must contain `{id}`
+config.toml:29:1: unknown field `contentz` in transforms.enrich.paths; did you mean `contents`?",
+    );
+}
+
+#[test]
+fn enrich_must_read_the_journal_and_gets_its_defaults() {
+    let src = format!(
+        r#"{GOOD}
+[api.insightiq]
+base_url = "http://127.0.0.1:7300"
+client_id = "id"
+client_secret = "secret"
+
+[transforms.enrich]
+type = "enrich"
+inputs = ["dedup"]
+
+[transforms.again]
+type = "enrich"
+inputs = ["enrich"]
+"#
+    );
+    let got = parse_with(&src, &[("SECRET", "s")]).expect_err("invalid").to_string();
+    assert!(
+        got.contains("`again` reads the journal, so it must read from a webhook source or an admission stage"),
+        "{got}"
+    );
+    let ok =
+        parse_with(&src.replace("inputs = [\"enrich\"]", "inputs = [\"dedup\"]"), &[("SECRET", "s")]).expect("valid");
+    let TransformConfig::Enrich(e) = &ok.transforms[2].kind else { panic!("enrich third") };
+    assert_eq!((e.max_ids, e.max_wait, e.retry_for), (100, Duration::from_millis(500), Duration::from_secs(3600)));
+    assert_eq!(e.path(crate::transforms::enrich::plan::Endpoint::Contents), "/v1/social/contents/search");
 }

@@ -112,13 +112,36 @@ pub fn name_of(event: &str) -> String {
     event.to_lowercase().replace(['.', '_', '-'], " ")
 }
 
+/// Narrows the event stream, for benchmarks and focused tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mix {
+    /// Only these event types, equally often (empty: the live-like mix of all 26).
+    pub types: Vec<String>,
+    /// Most ids in one event's `items` (1..=100).
+    pub max_items: usize,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self { types: Vec::new(), max_items: MAX_ITEMS }
+    }
+}
+
 /// Event number `n` of the run `seed`: `{"event", "name", "id", "data"}`, with a unique `id` per `n`.
 pub fn event(seed: u64, n: u64) -> Value {
+    event_with(seed, n, &Mix::default())
+}
+
+/// Like [`event`], narrowed by `mix`.
+pub fn event_with(seed: u64, n: u64, mix_of: &Mix) -> Value {
     let mut d = Dice::new(mix(seed) ^ mix(n.wrapping_add(0xe7e7)));
-    let event = pick_type(&mut d);
+    let event = match mix_of.types.len() {
+        0 => pick_type(&mut d).to_owned(),
+        k => mix_of.types[d.below(k as u64) as usize].clone(),
+    };
     let id = event_id(seed, n);
-    let data = data(&mut d, seed, n, event);
-    json!({"event": event, "name": name_of(event), "id": id, "data": data})
+    let data = data(&mut d, seed, n, &event, mix_of.max_items.clamp(1, MAX_ITEMS));
+    json!({"event": event, "name": name_of(&event), "id": id, "data": data})
 }
 
 /// The id of event `n` of run `seed`: a dashed UUID whose low 48 bits are a bijection of `n`, so no two events
@@ -141,7 +164,7 @@ fn pick_type(d: &mut Dice) -> &'static str {
     EVENT_TYPES[8]
 }
 
-fn data(d: &mut Dice, seed: u64, n: u64, event: &str) -> Value {
+fn data(d: &mut Dice, seed: u64, n: u64, event: &str, max_items: usize) -> Value {
     let family = family(event);
     if family == Family::Job {
         return json!({"job_id": d.uuid()});
@@ -156,7 +179,7 @@ fn data(d: &mut Dice, seed: u64, n: u64, event: &str) -> Value {
         // One profile per account, the same in every run.
         Family::Profile => data["profile_id"] = json!(Dice::of("profile_of", &account).hex_id()),
         Family::Publish => data["publish_id"] = json!(d.uuid()),
-        Family::Items => data["items"] = json!(items(d, seed, &account, event)),
+        Family::Items => data["items"] = json!(items(d, seed, &account, event, max_items)),
         Family::Account | Family::Job => {}
     }
     data
@@ -173,13 +196,14 @@ fn last_updated_time(d: &mut Dice, n: u64) -> String {
 }
 
 /// 1..=100 distinct ids, mostly few; about a third come from the account's hot set, so they recur.
-fn items(d: &mut Dice, seed: u64, account: &str, event: &str) -> Vec<String> {
-    let want = match d.below(100) {
+fn items(d: &mut Dice, seed: u64, account: &str, event: &str, max_items: usize) -> Vec<String> {
+    let want = (match d.below(100) {
         0..=59 => d.range(1, 3),
         60..=84 => d.range(4, 20),
         85..=96 => d.range(21, 99),
         _ => MAX_ITEMS as u64,
-    } as usize;
+    } as usize)
+        .min(max_items);
     // Items of `CONTENTS_COMMENTS.*` are content ids: share the hot set with `CONTENTS.*`.
     let family = event.split('.').next().unwrap_or(event).replace("CONTENTS_COMMENTS", "CONTENTS");
     let hot_salt = super::dice::hash(&family, account) ^ mix(seed);

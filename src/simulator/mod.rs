@@ -137,6 +137,14 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub concurrency: usize,
 
+    /// Send only these event types (comma-separated, equally often) instead of the live-like mix.
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    pub event_types: Vec<String>,
+
+    /// Most ids in one event's `items` (1..=100).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_items: u16,
+
     /// Timeout of each webhook request, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub timeout_ms: u64,
@@ -188,6 +196,7 @@ impl SimulateArgs {
             retry_scale: self.retry_scale,
             timeout: Duration::from_millis(self.timeout_ms),
             concurrency: self.concurrency,
+            mix: events::Mix { types: self.event_types.clone(), max_items: usize::from(self.max_items) },
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct SendOptions {
     pub timeout: Duration,
     /// Most requests in flight at once.
     pub concurrency: usize,
+    /// Which events to send (default: the live-like mix).
+    pub mix: events::Mix,
 }
 
 impl std::fmt::Debug for SendOptions {
@@ -99,6 +101,7 @@ impl SendOptions {
             retry_scale: 1.0,
             timeout: DEFAULT_TIMEOUT,
             concurrency: 32,
+            mix: events::Mix::default(),
         }
     }
 }
@@ -295,13 +298,13 @@ async fn deliver(job: Arc<Job>, slots: Arc<Semaphore>, n: u64, mut permit: Owned
     let mut d = Dice::new(mix(options.seed ^ 0xde11) ^ mix(n));
     if d.chance(options.bad_signature_permille) {
         // A different body (its own event id), so a receiver that wrongly stores it is caught by id.
-        let decoy = body(&events::event(options.seed ^ 0xbad, n));
+        let decoy = body(&events::event_with(options.seed ^ 0xbad, n, &options.mix));
         let outcome = job.post(&sign(WRONG_KEY, &decoy), decoy).await;
         let mut tally = job.tally();
         tally.bad_signatures_sent += 1;
         tally.bad_signatures_accepted += u64::from(outcome.is_success());
     }
-    let event = events::event(options.seed, n);
+    let event = events::event_with(options.seed, n, &options.mix);
     let id = event["id"].as_str().unwrap_or_default().to_owned();
     let body = body(&event);
     let signature = sign(&options.secret, &body);
