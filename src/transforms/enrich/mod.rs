@@ -52,6 +52,17 @@ const MAX_READY_BYTES: usize = 64 << 20;
 /// Most account → platform entries remembered for `income = "auto"`.
 const MAX_PLATFORMS: usize = 100_000;
 
+/// Why an enrich stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A call task panicked (a bug): its events would wait forever, so the stage stops.
+    #[error("an API call task failed: {0}")]
+    Task(String),
+}
+
 /// A built enrich stage.
 pub struct Enrich {
     name: String,
@@ -143,8 +154,8 @@ impl Enrich {
     /// next start fetches them again.
     ///
     /// # Errors
-    /// When the journal fails while reading.
-    pub async fn run(mut self, journal: Arc<dyn Journal>, mut shutdown: Signal) -> Result<(), JournalError> {
+    /// When the journal cannot tell the checkpoint, or a call task panicked.
+    pub async fn run(mut self, journal: Arc<dyn Journal>, mut shutdown: Signal) -> Result<(), EnrichError> {
         let consumer = self.consumer();
         let mut next_read = journal.checkpoint(&consumer).await?.unwrap_or(0);
         let mut handed = next_read;
@@ -163,7 +174,7 @@ impl Enrich {
                 && in_flight.len() + ready.len() < MAX_EVENTS
                 && ready_bytes < MAX_READY_BYTES;
             if room {
-                let batch = journal.read(next_read, READ_BATCH).await?;
+                let Some(batch) = self.read(journal.as_ref(), next_read, &mut shutdown).await else { break };
                 exhausted = batch.len() < READ_BATCH;
                 for record in batch {
                     next_read = record.seq + 1;
@@ -184,10 +195,7 @@ impl Enrich {
                 });
             }
             while let Some(joined) = calls.try_join_next() {
-                let (ticket, answer) = joined.map_err(|e| JournalError::Storage {
-                    op: "enrich call",
-                    message: format!("a call task failed: {e}"),
-                })?;
+                let (ticket, answer) = joined.map_err(|e| EnrichError::Task(e.to_string()))?;
                 tracker.answer(&ticket, &answer);
             }
             for (seq, done) in tracker.take_done() {
@@ -221,10 +229,7 @@ impl Enrich {
             tokio::select! {
                 () = stopped(&mut shutdown) => break,
                 Some(joined) = calls.join_next(), if !calls.is_empty() => {
-                    let (ticket, answer) = joined.map_err(|e| JournalError::Storage {
-                        op: "enrich call",
-                        message: format!("a call task failed: {e}"),
-                    })?;
+                    let (ticket, answer) = joined.map_err(|e| EnrichError::Task(e.to_string()))?;
                     tracker.answer(&ticket, &answer);
                 }
                 changed = stored.changed(), if room => {
@@ -334,6 +339,22 @@ impl Enrich {
                 Err(e) => tracing::error!(error = %e, seq = letter.seq, "dead letter task failed; retrying"),
             }
             tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Reads the next events, retrying a failing journal until it works or shutdown (`None`).
+    async fn read(&self, journal: &dyn Journal, from: u64, shutdown: &mut Signal) -> Option<Vec<Record>> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match journal.read(from, READ_BATCH).await {
+                Ok(batch) => return Some(batch),
+                Err(e) => tracing::error!(stage = self.name, error = %e, "cannot read the journal; retrying"),
+            }
+            tokio::select! {
+                () = stopped(shutdown) => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
