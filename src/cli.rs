@@ -40,14 +40,45 @@ struct ConfigArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the pipeline until SIGTERM or SIGINT, then drain and exit 0.
-    Run(ConfigArg),
+    Run(RunArgs),
     /// Check the config without starting anything: every error as file:line:col, exit 0 or 78.
     Validate(ConfigArg),
     /// The InsightIQ simulator: serve its API (--api-listen) and/or send it signed webhooks (--send-to).
     Simulate(hooklake::simulator::SimulateArgs),
+    /// Check and try WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Inspect the journal (the pipeline must be stopped: the journal has one user at a time).
     #[command(subcommand)]
     Journal(JournalCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Also serve the InsightIQ simulator's API in this process, at `[api.insightiq] base_url` (which must be a
+    /// loopback address), with its credentials: the whole pipeline on one machine, no InsightIQ account needed.
+    #[arg(long)]
+    simulator: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin as `run` would (imports, exports, ABI version, description) and print its description.
+    Describe {
+        /// The plugin (.wasm, a core module or a component; or .wat text).
+        file: PathBuf,
+    },
+    /// Run a plugin on enriched events and print, per event, its rows (as the lake will hold them) or its error.
+    /// Exit 1 if any event failed.
+    Test {
+        /// The plugin.
+        file: PathBuf,
+        /// Enriched events: a JSON array, or JSON lines as `hooklake journal dump --stage enrich` prints them.
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,13 +115,20 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run(a) => {
-            let config = match load(&a.config) {
+            let config = match load(&a.config.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime_then(|| async move { run(config).await })
+            runtime_then(|| async move { run(config, a.simulator).await })
         }
         Command::Simulate(args) => runtime_then(|| hooklake::simulator::simulate(args)),
+        Command::Plugin(command) => match plugin_command(command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {}", chain(e.as_ref()));
+                ExitCode::FAILURE
+            }
+        },
         Command::Journal(JournalCommand::Stats(a)) => {
             let config = match load(&a.config) {
                 Ok(c) => c,
@@ -106,6 +144,58 @@ pub fn main() -> ExitCode {
             runtime_then(|| async move { journal_dump(&config, from, limit, stage).await })
         }
     }
+}
+
+fn plugin_command(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    use hooklake::transforms::wasm::{Mapper, Outcome, host};
+    use std::io::Write as _;
+    let engine = host::engine(None).map_err(anyhow::Error::msg)?;
+    let file = match &command {
+        PluginCommand::Describe { file } | PluginCommand::Test { file, .. } => file,
+    };
+    let plugin = host::Plugin::load(&engine, file, host::Limits::default())?;
+    let PluginCommand::Test { input, .. } = command else {
+        let mut tables = serde_json::Map::new();
+        for (name, columns) in &plugin.describe.tables {
+            let schema = hooklake::transforms::wasm::schema::table_schema(columns);
+            let cols: Vec<String> =
+                schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+            tables.insert(name.clone(), serde_json::json!(cols));
+        }
+        let routes: Vec<_> =
+            plugin.describe.routes.iter().map(|r| serde_json::json!({"events": r.events, "table": r.table})).collect();
+        let out = serde_json::json!({"name": plugin.describe.name, "version": plugin.describe.version, "routes": routes, "tables": tables});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let text = std::fs::read_to_string(&input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let docs: Vec<Vec<u8>> = if text.trim_start().starts_with('[') {
+        let list: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+        list.iter().map(|v| v.to_string().into_bytes()).collect()
+    } else {
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.as_bytes().to_vec()).collect()
+    };
+    let mapper = Mapper::new("test", vec![plugin], hooklake::transforms::wasm::DEFAULT_BATCH);
+    let refs: Vec<&[u8]> = docs.iter().map(Vec::as_slice).collect();
+    let mut failed = 0;
+    let mut out = std::io::stdout().lock();
+    for (doc, outcome) in docs.iter().zip(mapper.map(&refs)) {
+        let head: serde_json::Value = serde_json::from_slice(doc).unwrap_or_default();
+        let line = match outcome {
+            Outcome::Rows(rows) => serde_json::json!({"id": head["id"], "event": head["event"], "rows": rows}),
+            Outcome::Failed(reason) => {
+                failed += 1;
+                serde_json::json!({"id": head["id"], "event": head["event"], "error": reason})
+            }
+            Outcome::Unclaimed => serde_json::json!({"id": head["id"], "event": head["event"], "unclaimed": true}),
+        };
+        writeln!(out, "{line}")?;
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} events failed", docs.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {
@@ -170,10 +260,11 @@ where
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, simulator: bool) -> anyhow::Result<()> {
     // Signal handlers go in before anything is announced: a SIGTERM that arrives right after the
     // "listening" line must start a graceful stop, not kill the process.
     let shutdown = shutdown_signal()?;
+    let _api = if simulator { Some(embedded_simulator(&config).await?) } else { None };
     let pipeline = hooklake::topology::build(&config, Arc::new(SystemClock)).await?;
     for (name, addr, path) in pipeline.endpoints() {
         // A stable line on stdout: scripts and tests read the bound port from it (listen = "…:0").
@@ -182,6 +273,28 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(data_dir = %config.data_dir.display(), "pipeline running");
     pipeline.run(shutdown).await;
     Ok(())
+}
+
+/// Serves the simulator's API where `[api.insightiq] base_url` points (loopback only).
+async fn embedded_simulator(config: &Config) -> anyhow::Result<hooklake::simulator::api::Api> {
+    let api = config.api.as_ref().ok_or_else(|| anyhow::anyhow!("--simulator needs an [api.insightiq] table"))?;
+    let url = url::Url::parse(&api.base_url).map_err(|e| anyhow::anyhow!("[api.insightiq] base_url: {e}"))?;
+    let addr = url
+        .socket_addrs(|| Some(80))
+        .ok()
+        .and_then(|a| a.into_iter().next())
+        .filter(|a| a.ip().is_loopback() && url.scheme() == "http")
+        .ok_or_else(|| {
+            anyhow::anyhow!("--simulator serves http on a loopback address; base_url is {}", api.base_url)
+        })?;
+    let secret = |s: &Option<hooklake::secret::Secret>| s.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default();
+    let options = hooklake::simulator::api::ApiOptions::new(secret(&api.client_id), secret(&api.client_secret));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("simulator cannot listen on {addr}: {e}"))?;
+    let served = hooklake::simulator::api::serve(listener, options).await?;
+    println!("hooklake: simulator api listening on http://{}", served.addr());
+    Ok(served)
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are registered when this is called, not when it is polled.

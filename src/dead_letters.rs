@@ -41,8 +41,12 @@ pub struct DeadLetter {
     pub received_at: i64,
     /// The client address.
     pub source_ip: String,
-    /// The raw body, exactly as received.
+    /// The raw body, exactly as received (empty for a dead letter of a stage that reads handed-on documents).
     pub body: String,
+    /// For stages that read what an earlier stage handed on (`wasm` reads `enrich`'s documents): that document,
+    /// so a replay maps it again without fetching again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
 }
 
 impl DeadLetter {
@@ -69,6 +73,37 @@ impl DeadLetter {
             received_at: e.received_at,
             source_ip: e.source_ip.clone(),
             body: String::from_utf8_lossy(&e.body).into_owned(),
+            document: None,
+        }
+    }
+
+    /// A dead letter for a handed-on document (an enriched event) that `stage` could not process.
+    #[allow(clippy::too_many_arguments)]
+    pub fn of_document(
+        stage: &str,
+        seq: u64,
+        event_id: &str,
+        event: &str,
+        source: &str,
+        received_at: i64,
+        document: &[u8],
+        reason: String,
+        now: i64,
+    ) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            reason,
+            attempts: 1,
+            request_id: None,
+            dead_at: crate::clock::format_micros(now),
+            seq,
+            event_id: event_id.to_owned(),
+            event: event.to_owned(),
+            source: source.to_owned(),
+            received_at,
+            source_ip: String::new(),
+            body: String::new(),
+            document: Some(String::from_utf8_lossy(document).into_owned()),
         }
     }
 }

@@ -33,7 +33,10 @@ pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 enum Node {
     Source,
     Admission,
+    /// Reads the journal (enrich).
     Transform,
+    /// A `wasm` stage: reads an enrich stage's outputs, run by the sinks that read it.
+    Map,
     Sink,
 }
 
@@ -45,7 +48,11 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
         .iter()
         .map(|c| (c.name.as_str(), c.span.clone(), Node::Source, &c.inputs))
         .chain(config.transforms.iter().map(|c| {
-            let node = if c.kind.is_admission() { Node::Admission } else { Node::Transform };
+            let node = match &c.kind {
+                k if k.is_admission() => Node::Admission,
+                TransformConfig::Wasm(_) => Node::Map,
+                _ => Node::Transform,
+            };
             (c.name.as_str(), c.span.clone(), node, &c.inputs)
         }))
         .chain(config.sinks.iter().map(|c| (c.name.as_str(), c.span.clone(), Node::Sink, &c.inputs)));
@@ -94,10 +101,26 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
                     d.error(input.span.clone(), format!("`{name}` reads from itself"));
                 }
                 Some(upstream) => {
-                    if *node == Node::Sink && !matches!(upstream, Node::Source | Node::Admission) {
+                    if *node == Node::Sink && *upstream == Node::Map && inputs.len() > 1 {
                         d.error(
                             input.span.clone(),
-                            format!("sink `{name}` writes the raw `events` table from the journal, so it must read from a webhook source or an admission stage, not `{target}`"),
+                            format!(
+                                "sink `{name}` writes the tables of `{target}`, so `{target}` must be its only input"
+                            ),
+                        );
+                    }
+                    if *node == Node::Sink && !matches!(upstream, Node::Source | Node::Admission | Node::Map) {
+                        d.error(
+                            input.span.clone(),
+                            format!("sink `{name}` writes the raw `events` table (from a webhook source or an admission stage) or the tables of a `wasm` stage, not the output of `{target}`"),
+                        );
+                    }
+                    if *node == Node::Map && !is_enrich(config, target) {
+                        d.error(
+                            input.span.clone(),
+                            format!(
+                                "`{name}` maps enriched events, so it must read from an `enrich` stage, not `{target}`"
+                            ),
                         );
                     }
                     if *node == Node::Transform && !matches!(upstream, Node::Source | Node::Admission) {
@@ -177,22 +200,58 @@ pub fn validate(config: &Config, d: &mut Diagnostics<'_>) {
             }
         }
     }
-    // Two sinks writing the same table at the same place would each write every event: duplicate rows.
-    let mut places: BTreeMap<String, &str> = BTreeMap::new();
+    check_plugins(config, d);
+    // Two sinks writing the same tables at the same place would each write every event: duplicate rows. A raw
+    // sink (table `events`) and a sink of mapped tables may share a lake.
+    let mut places: BTreeMap<(String, String), &str> = BTreeMap::new();
     for sink in &config.sinks {
         let SinkConfig::Parquet(pc) = &sink.kind;
-        let place = format!("{:?}", pc.location);
         if pc.location == crate::sinks::parquet::Location::Memory {
             continue;
         }
-        if let Some(other) = places.insert(place, &sink.name) {
+        let mapped =
+            sink.inputs.first().map(|i| i.value.as_str()).filter(|i| {
+                config.transforms.iter().any(|t| t.name == *i && matches!(t.kind, TransformConfig::Wasm(_)))
+            });
+        let tables = mapped.map_or_else(|| "the `events` table".to_owned(), |m| format!("the tables of `{m}`"));
+        if let Some(other) = places.insert((format!("{:?}", pc.location), tables.clone()), &sink.name) {
             d.error(
                 sink.span.clone(),
                 format!(
-                    "sinks `{other}` and `{}` write the same lake location; each event would land twice",
+                    "sinks `{other}` and `{}` both write {tables} at the same lake location; each event would land twice",
                     sink.name
                 ),
             );
+        }
+    }
+}
+
+fn is_enrich(config: &Config, name: &str) -> bool {
+    config.transforms.iter().any(|t| t.name == name && matches!(t.kind, TransformConfig::Enrich(_)))
+}
+
+/// Loads every plugin (compiled code is cached in `data_dir`), so a broken one fails `validate` naming its file.
+fn check_plugins(config: &Config, d: &mut Diagnostics<'_>) {
+    let stages: Vec<_> = config
+        .transforms
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TransformConfig::Wasm(wc) => Some((t, wc)),
+            _ => None,
+        })
+        .collect();
+    if stages.is_empty() {
+        return;
+    }
+    let engine = match crate::transforms::wasm::engine_for(&config.data_dir) {
+        Ok(e) => e,
+        Err(e) => return d.error(stages[0].0.span.clone(), e),
+    };
+    for (t, wc) in stages {
+        if let Err(errors) = crate::transforms::wasm::load(&engine, wc) {
+            for (span, message) in errors {
+                d.error(span, format!("`{}`: {message}", t.name));
+            }
         }
     }
 }
@@ -267,9 +326,9 @@ pub enum BuildError {
         #[from]
         source: crate::sinks::parquet::SinkError,
     },
-    /// An enrich stage could not be built.
+    /// A processing stage (enrich, wasm) could not be built.
     #[error("transform `{stage}`: {reason}")]
-    Enrich {
+    Stage {
         /// The stage.
         stage: String,
         /// Why.
@@ -341,14 +400,19 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
         }
     }
     let enrich = build_enrich(config, &shared)?;
+    let mut engine = None;
     let mut sinks = Vec::new();
     for sink in &config.sinks {
         match &sink.kind {
-            SinkConfig::Parquet(pc) => sinks.push(
-                ParquetSink::build(&sink.name, pc.clone(), shared.metrics.sink(&sink.name))
+            SinkConfig::Parquet(pc) => {
+                let mut built = ParquetSink::build(&sink.name, pc.clone(), shared.metrics.sink(&sink.name))
                     .map_err(|source| BuildError::Sink { sink: sink.name.clone(), source })?
-                    .with_sources(upstream_sources(config, sink.inputs.iter().map(|i| i.value.as_str()))),
-            ),
+                    .with_sources(upstream_sources(config, sink.inputs.iter().map(|i| i.value.as_str())));
+                if let Some(mapping) = mapping_of(config, sink.inputs.first().map(|i| i.value.as_str()), &mut engine)? {
+                    built = built.with_mapping(mapping);
+                }
+                sinks.push(built);
+            }
         }
     }
     // Before anything can be stored or trimmed: forget removed sinks, register new ones (which also refuses a
@@ -373,7 +437,7 @@ fn build_enrich(config: &Config, shared: &Shared) -> Result<Vec<Enrich>, BuildEr
     let mut limiter: Option<Arc<RateLimiter>> = None;
     for t in &config.transforms {
         let TransformConfig::Enrich(ec) = &t.kind else { continue };
-        let fail = |reason: &str| BuildError::Enrich { stage: t.name.clone(), reason: reason.to_owned() };
+        let fail = |reason: &str| BuildError::Stage { stage: t.name.clone(), reason: reason.to_owned() };
         let api = config.api.as_ref().ok_or_else(|| fail("no [api.insightiq] table"))?;
         let (Some(client_id), Some(client_secret)) = (api.client_id.clone(), api.client_secret.clone()) else {
             return Err(fail("[api.insightiq] needs client_id and client_secret"));
@@ -402,6 +466,30 @@ fn build_enrich(config: &Config, shared: &Shared) -> Result<Vec<Enrich>, BuildEr
         );
     }
     Ok(out)
+}
+
+/// When `input` names a `wasm` stage: its plugins, loaded, and the enrich stage whose outputs it maps.
+fn mapping_of(
+    config: &Config,
+    input: Option<&str>,
+    engine: &mut Option<wasmtime::Engine>,
+) -> Result<Option<crate::sinks::parquet::Mapping>, BuildError> {
+    let Some(stage) = config.transforms.iter().find(|t| Some(t.name.as_str()) == input) else { return Ok(None) };
+    let TransformConfig::Wasm(wc) = &stage.kind else { return Ok(None) };
+    let fail = |reason: String| BuildError::Stage { stage: stage.name.clone(), reason };
+    let engine = match engine {
+        Some(e) => e.clone(),
+        None => engine.insert(crate::transforms::wasm::engine_for(&config.data_dir).map_err(fail)?).clone(),
+    };
+    let plugins = crate::transforms::wasm::load(&engine, wc)
+        .map_err(|errors| fail(errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ")))?;
+    let upstream = stage.inputs.first().map(|i| crate::transforms::enrich::consumer(&i.value)).unwrap_or_default();
+    let mapper = crate::transforms::wasm::Mapper::new(&stage.name, plugins, wc.batch);
+    Ok(Some(crate::sinks::parquet::Mapping {
+        mapper: Arc::new(mapper),
+        upstream,
+        dead_letters: DeadLetters::new(&config.data_dir),
+    }))
 }
 
 /// The sources that `inputs` lead back to, through admission stages.
@@ -434,7 +522,7 @@ fn admission_chain(config: &Config, source: &str) -> Result<Admission, BuildErro
             TransformConfig::Verify(vc) => verifiers
                 .push(Verifier::build(vc).map_err(|reason| BuildError::Verify { stage: next.name.clone(), reason })?),
             TransformConfig::Dedup(dc) => dedup = Some(Dedup::build(dc)),
-            TransformConfig::Enrich(_) => {}
+            TransformConfig::Enrich(_) | TransformConfig::Wasm(_) => {}
         }
         at.clone_from(&next.name);
     }

@@ -24,6 +24,7 @@ use crate::sources::webhook::WebhookConfig;
 use crate::transforms::dedup::DedupConfig;
 use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::verify::VerifyConfig;
+use crate::transforms::wasm::WasmConfig;
 
 /// Default disk budget of the journal.
 pub const DEFAULT_MAX_JOURNAL_BYTES: u64 = 10 << 30;
@@ -116,6 +117,8 @@ pub enum TransformConfig {
     Dedup(DedupConfig),
     /// `type = "enrich"`.
     Enrich(EnrichConfig),
+    /// `type = "wasm"`.
+    Wasm(WasmConfig),
 }
 
 impl TransformConfig {
@@ -133,7 +136,7 @@ pub enum SinkConfig {
 }
 
 const SOURCE_KINDS: &[&str] = &["webhook"];
-const TRANSFORM_KINDS: &[&str] = &["verify", "dedup", "enrich"];
+const TRANSFORM_KINDS: &[&str] = &["verify", "dedup", "enrich", "wasm"];
 const SINK_KINDS: &[&str] = &["parquet"];
 
 /// The source registry.
@@ -150,6 +153,7 @@ fn parse_transform(kind: &str, f: &mut Fields<'_>, d: &mut Diagnostics<'_>) -> O
         "verify" => VerifyConfig::parse(f, d).map(TransformConfig::Verify),
         "dedup" => DedupConfig::parse(f, d).map(TransformConfig::Dedup),
         "enrich" => EnrichConfig::parse(f, d).map(TransformConfig::Enrich),
+        "wasm" => WasmConfig::parse(f, d).map(TransformConfig::Wasm),
         _ => None,
     }
 }

@@ -239,7 +239,7 @@ fn an_input_naming_an_invalid_stage_is_not_reported_twice() {
     );
     insta_like(
         &e,
-        "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup, enrich)",
+        "config.toml:4:6: transforms.d: unknown transform type `dedupe`; did you mean `dedup`? (known: verify, dedup, enrich, wasm)",
     );
 }
 
@@ -248,7 +248,10 @@ fn two_sinks_at_one_location_are_refused() {
     let e = errors(
         "[sources.h]\ntype=\"webhook\"\n[sinks.a]\ntype=\"parquet\"\ninputs=[\"h\"]\nurl=\"file://lake\"\n[sinks.b]\ntype=\"parquet\"\ninputs=[\"h\"]\nurl=\"file://lake\"\n",
     );
-    insta_like(&e, "config.toml:7:8: sinks `a` and `b` write the same lake location; each event would land twice");
+    insta_like(
+        &e,
+        "config.toml:7:8: sinks `a` and `b` both write the `events` table at the same lake location; each event would land twice",
+    );
 }
 
 #[test]
@@ -263,8 +266,14 @@ fn the_public_example_key_is_refused_off_loopback() {
     let e =
         parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080")]).expect_err("public key on 0.0.0.0").to_string();
     assert!(e.contains("uses the example signing key from the shipped config"), "{e}");
-    assert!(parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080"), ("INSIGHTIQ_CLIENT_SECRET", "real")]).is_ok());
-    assert!(parse_with(&shipped, &[]).is_ok(), "localhost with the example key is the quick start");
+    let real = parse_with(&shipped, &[("HOOKLAKE_LISTEN", "0.0.0.0:8080"), ("INSIGHTIQ_CLIENT_SECRET", "real")]);
+    assert!(real.is_ok(), "{:?}", real.err().map(|e| e.to_string()));
+    let local = parse_with(&shipped, &[]);
+    assert!(
+        local.is_ok(),
+        "localhost with the example key is the quick start: {:?}",
+        local.err().map(|e| e.to_string())
+    );
 }
 
 #[test]

@@ -125,7 +125,9 @@ impl Hooklake {
     pub fn stop(mut self) -> (i32, Self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
-        let code = wait_timeout(&mut self.child, Duration::from_secs(30)).expect("hooklake did not exit after SIGTERM");
+        let Some(code) = wait_timeout(&mut self.child, Duration::from_secs(30)) else {
+            panic!("hooklake did not exit within 30 s of SIGTERM; stderr:\n{}", self.stderr());
+        };
         (code, self)
     }
 

@@ -18,6 +18,7 @@
 
 mod config;
 mod layout;
+mod mapped;
 mod store;
 mod table;
 mod writer;
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 
 pub use config::{Codec, Location, PARTITION_KEYS, ParquetConfig, parse_location};
 pub use layout::{file_name, file_path, sanitize};
+pub use mapped::Mapping;
 pub use store::{Lake, StoreError, remove_local_leftovers, upload};
 pub use table::{EVENTS, Table, events_batch, events_table, host_fields, timestamp_type};
 pub use writer::encode;
@@ -135,17 +137,82 @@ pub struct PlannedFile<'a> {
 
 /// The partition values of a record for `partition_by` keys.
 pub fn partition_of(record: &Record, keys: &[String]) -> Vec<(String, String)> {
+    let e = &record.entry;
+    partition_values(e.received_at, &e.event, &e.source, keys)
+}
+
+/// The partition values of an event received at `received_at` (µs) for `partition_by` keys.
+pub fn partition_values(received_at: i64, event: &str, source: &str, keys: &[String]) -> Vec<(String, String)> {
     keys.iter()
         .map(|k| {
             let v = match k.as_str() {
-                "date" => date_of_micros(record.entry.received_at),
-                "event_type" => record.entry.event.clone(),
-                "source" => record.entry.source.clone(),
+                "date" => date_of_micros(received_at),
+                "event_type" => event.to_owned(),
+                "source" => source.to_owned(),
                 _ => String::new(),
             };
             (k.clone(), v)
         })
         .collect()
+}
+
+/// A document a processing stage handed on (an enriched event), as a mapped sink buffers it.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    /// The journal seq of its event.
+    pub seq: u64,
+    /// The envelope `id`.
+    pub id: String,
+    /// The envelope `event`.
+    pub event: String,
+    /// The source that received it.
+    pub source: String,
+    /// When it was received, µs.
+    pub received_at: i64,
+    /// The document.
+    pub bytes: Vec<u8>,
+}
+
+impl Doc {
+    /// Reads the head of a handed-on document (fields it lacks stay empty; the plugins then fail it).
+    pub fn new(seq: u64, bytes: Vec<u8>) -> Self {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Head {
+            id: String,
+            event: String,
+            source: String,
+            received_at: String,
+        }
+        let head: Head = serde_json::from_slice(&bytes).unwrap_or_default();
+        let received_at = crate::clock::parse_timestamp(&head.received_at).unwrap_or_default();
+        Self { seq, id: head.id, event: head.event, source: head.source, received_at, bytes }
+    }
+}
+
+/// One journal position a sink buffers: a stored event (raw table) or a handed-on document (mapped tables).
+#[derive(Debug, Clone)]
+pub enum Unit {
+    /// For the raw `events` table.
+    Raw(Record),
+    /// For tables of a `wasm` stage.
+    Doc(Doc),
+}
+
+impl Unit {
+    fn seq(&self) -> u64 {
+        match self {
+            Self::Raw(r) => r.seq,
+            Self::Doc(d) => d.seq,
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Self::Raw(r) => r.entry.body.len() as u64,
+            Self::Doc(d) => d.bytes.len() as u64,
+        }
+    }
 }
 
 /// Splits a flush into files: one per partition, each named by the seq range of its own records.
@@ -177,6 +244,8 @@ pub struct ParquetSink {
     metrics: Arc<SinkMetrics>,
     /// The webhook sources upstream of this sink's `inputs`; `None` = every source.
     sources: Option<std::collections::BTreeSet<String>>,
+    /// Set when the sink reads a `wasm` stage: it writes that stage's tables instead of `events`.
+    mapping: Option<Mapping>,
 }
 
 impl ParquetSink {
@@ -186,7 +255,7 @@ impl ParquetSink {
     /// [`StoreError`] when the store cannot be set up.
     pub fn build(name: &str, config: ParquetConfig, metrics: Arc<SinkMetrics>) -> Result<Self, StoreError> {
         let lake = store::open(&config)?;
-        Ok(Self { name: name.to_owned(), config, lake, metrics, sources: None })
+        Ok(Self { name: name.to_owned(), config, lake, metrics, sources: None, mapping: None })
     }
 
     /// Limits the sink to events received by these sources (the ones its `inputs` lead back to).
@@ -196,8 +265,43 @@ impl ParquetSink {
         self
     }
 
+    /// Makes this a sink of mapped tables: it reads what `mapping.upstream` handed on and runs the plugins.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Mapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
     fn accepts(&self, record: &Record) -> bool {
         self.sources.as_ref().is_none_or(|s| s.contains(&record.entry.source))
+    }
+
+    /// The tables this sink writes.
+    pub fn tables(&self) -> Vec<String> {
+        match &self.mapping {
+            Some(m) => m.mapper.tables().keys().cloned().collect(),
+            None => vec![EVENTS.to_owned()],
+        }
+    }
+
+    /// Up to `max` units from `next` on, and the position after them (past skipped events too).
+    async fn read_units(&self, journal: &dyn Journal, next: u64, max: usize) -> Result<(Vec<Unit>, u64), JournalError> {
+        match &self.mapping {
+            None => {
+                let records = journal.read(next, max).await?;
+                let after = records.last().map_or(next, |r| r.seq + 1);
+                Ok((records.into_iter().filter(|r| self.accepts(r)).map(Unit::Raw).collect(), after))
+            }
+            Some(m) => {
+                let out = journal.read_outputs(&m.upstream, next, max).await?;
+                let full = out.outputs.len() >= max;
+                let last = out.outputs.last().map(|(s, _)| s + 1);
+                // Below the upstream checkpoint, an event without an output was not for us (another source, or
+                // dead-lettered upstream): move past it.
+                let after = if full { last.unwrap_or(next) } else { last.unwrap_or(next).max(out.upto).max(next) };
+                Ok((out.outputs.into_iter().map(|(seq, bytes)| Unit::Doc(Doc::new(seq, bytes))).collect(), after))
+            }
+        }
     }
 
     /// The sink's name.
@@ -224,19 +328,21 @@ impl ParquetSink {
     pub async fn register(&self, journal: &dyn Journal) -> Result<(), SinkError> {
         let consumer = self.consumer();
         if journal.checkpoint(&consumer).await.map_err(self.journal_err())?.is_none() {
-            let table = self.lake.prefix.clone().join(EVENTS);
-            let listed = self
-                .lake
-                .store
-                .list_with_delimiter(Some(&table))
-                .await
-                .map_err(|source| SinkError::List { sink: self.name.clone(), source })?;
-            if !listed.common_prefixes.is_empty() || !listed.objects.is_empty() {
-                return Err(SinkError::ForeignLake {
-                    sink: self.name.clone(),
-                    location: format!("{:?}", self.config.location),
-                    table: EVENTS.to_owned(),
-                });
+            for name in self.tables() {
+                let table = self.lake.prefix.clone().join(name.as_str());
+                let listed = self
+                    .lake
+                    .store
+                    .list_with_delimiter(Some(&table))
+                    .await
+                    .map_err(|source| SinkError::List { sink: self.name.clone(), source })?;
+                if !listed.common_prefixes.is_empty() || !listed.objects.is_empty() {
+                    return Err(SinkError::ForeignLake {
+                        sink: self.name.clone(),
+                        location: format!("{:?}", self.config.location),
+                        table: name,
+                    });
+                }
             }
             journal.commit_checkpoint(&consumer, journal.stats().first_seq).await.map_err(self.journal_err())?;
         }
@@ -263,16 +369,15 @@ impl ParquetSink {
             let intent: Intent =
                 serde_json::from_slice(&raw).map_err(|_| SinkError::Intent { sink: self.name.clone() })?;
             tracing::info!(sink = %self.name, first = intent.first, last = intent.last, "redoing an interrupted write");
-            let mut records = read_range(journal.as_ref(), intent.first, intent.last).await.map_err(&jerr)?;
-            records.retain(|r| self.accepts(r));
-            self.write_until_done(records, intent, &mut shutdown).await?;
+            let units = self.read_range(journal.as_ref(), intent.first, intent.last).await.map_err(&jerr)?;
+            self.write_until_done(units, intent, &mut shutdown).await?;
             journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
             next = intent.last + 1;
         }
         let roll =
             Roll { rows: self.config.roll_rows, bytes: self.config.roll_bytes, interval: self.config.roll_interval };
-        let mut stored = journal.subscribe();
-        let mut buf: Vec<Record> = Vec::new();
+        let mut stored = if self.mapping.is_some() { journal.subscribe_outputs() } else { journal.subscribe() };
+        let mut buf: Vec<Unit> = Vec::new();
         let mut buf_bytes = 0u64;
         let mut oldest: Option<Instant> = None;
         let mut stopping = false;
@@ -282,14 +387,12 @@ impl ParquetSink {
         loop {
             let room = usize::try_from(roll.rows).unwrap_or(usize::MAX).saturating_sub(buf.len()).clamp(1, READ_PAGE);
             stored.borrow_and_update();
-            let records = journal.read(next, room).await.map_err(&jerr)?;
-            let got = !records.is_empty();
-            for r in records {
-                next = r.seq + 1;
-                if self.accepts(&r) {
-                    buf_bytes += r.entry.body.len() as u64;
-                    buf.push(r);
-                }
+            let (units, after) = self.read_units(journal.as_ref(), next, room).await.map_err(&jerr)?;
+            let got = !units.is_empty() || (after > next && self.mapping.is_none());
+            next = after;
+            for u in units {
+                buf_bytes += u.size();
+                buf.push(u);
             }
             if !buf.is_empty() && oldest.is_none() {
                 oldest = Some(Instant::now());
@@ -298,7 +401,7 @@ impl ParquetSink {
             if roll.due(buf.len() as u64, buf_bytes, age) || (stopping && !got && !buf.is_empty()) {
                 let records = std::mem::take(&mut buf);
                 // Up to everything read, skipped records included: the redo reads and filters the same range.
-                let intent = Intent { first: records[0].seq, last: next - 1 };
+                let intent = Intent { first: records[0].seq(), last: next - 1 };
                 let raw = serde_json::to_vec(&intent).unwrap_or_default();
                 journal.record_intent(&consumer, raw).await.map_err(&jerr)?;
                 self.write_until_done(records, intent, &mut shutdown).await?;
@@ -332,7 +435,7 @@ impl ParquetSink {
     /// Writes the files of `records`, retrying with capped backoff until they are all in the store.
     async fn write_until_done(
         &self,
-        records: Vec<Record>,
+        records: Vec<Unit>,
         intent: Intent,
         shutdown: &mut Signal,
     ) -> Result<(), SinkError> {
@@ -365,14 +468,40 @@ impl ParquetSink {
         }
     }
 
-    async fn write_files(&self, records: Arc<Vec<Record>>) -> Result<(), String> {
+    async fn write_files(&self, units: Arc<Vec<Unit>>) -> Result<(), String> {
         let keys = self.config.partition_by.clone();
         let prefix = self.lake.prefix.clone();
         let (codec, row_group) = (self.config.codec, usize::try_from(self.config.row_group_rows).unwrap_or(usize::MAX));
-        // Building and compressing a file is CPU work: keep it off the threads that answer webhooks.
+        let mapping = self.mapping.clone();
+        let now = crate::clock::Clock::now_micros(&crate::clock::SystemClock);
+        // Mapping, building and compressing files is CPU work: keep it off the threads that answer webhooks.
         let files = tokio::task::spawn_blocking(
             move || -> Result<Vec<(object_store::path::Path, usize, bytes::Bytes)>, String> {
                 let mut out = Vec::new();
+                if let Some(mapping) = mapping {
+                    let docs: Vec<Doc> = units
+                        .iter()
+                        .filter_map(|u| match u {
+                            Unit::Doc(d) => Some(d.clone()),
+                            Unit::Raw(_) => None,
+                        })
+                        .collect();
+                    let (files, _dead) = mapped::map_files(&mapping, &docs, &keys, &prefix, now)?;
+                    for f in files {
+                        let rows = f.batch.num_rows();
+                        let bytes = encode(f.batch.schema(), &[f.batch], codec, row_group)
+                            .map_err(|e| format!("encoding parquet: {e}"))?;
+                        out.push((f.path, rows, bytes));
+                    }
+                    return Ok(out);
+                }
+                let records: Vec<Record> = units
+                    .iter()
+                    .filter_map(|u| match u {
+                        Unit::Raw(r) => Some(r.clone()),
+                        Unit::Doc(_) => None,
+                    })
+                    .collect();
                 for file in plan(&records, &keys, &prefix, EVENTS) {
                     let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
                     let bytes = encode(batch.schema(), &[batch], codec, row_group)
@@ -397,16 +526,21 @@ impl ParquetSink {
     }
 }
 
-async fn read_range(journal: &dyn Journal, first: u64, last: u64) -> Result<Vec<Record>, JournalError> {
-    let mut out = Vec::new();
-    let mut next = first;
-    while next <= last {
-        let page = journal.read(next, READ_PAGE).await?;
-        let Some(end) = page.last().map(|r| r.seq) else { break };
-        out.extend(page.into_iter().filter(|r| r.seq <= last));
-        next = end + 1;
+impl ParquetSink {
+    /// The units of `first..=last` (a recorded intent), filtered as when they were first read.
+    async fn read_range(&self, journal: &dyn Journal, first: u64, last: u64) -> Result<Vec<Unit>, JournalError> {
+        let mut out = Vec::new();
+        let mut next = first;
+        while next <= last {
+            let (page, after) = self.read_units(journal, next, READ_PAGE).await?;
+            out.extend(page.into_iter().filter(|u| u.seq() <= last));
+            if after <= next {
+                break;
+            }
+            next = after;
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,209 @@
+//! End to end through the whole pipeline: webhooks from the simulator's sender → admission → journal → enrich
+//! (against the simulator's API) → the shipped `insightiq` plugin → Parquet tables, read back with DuckDB and
+//! pyarrow. Needs `plugins/insightiq.wasm` (`plugins/build.sh`, which `.ci/run` runs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Hooklake, SECRET, config_text};
+use hooklake::simulator::records;
+use hooklake::transforms::wasm::host::{Limits, Plugin, engine};
+use hooklake::transforms::wasm::schema::table_schema;
+use serde_json::Value;
+
+fn plugin_path() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/insightiq.wasm");
+    assert!(path.exists(), "{} is missing: run plugins/build.sh (CI does)", path.display());
+    path
+}
+
+struct Api(Child, SocketAddr);
+
+impl Api {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hooklake"))
+            .args(["simulate", "--api-listen", "127.0.0.1:0", "--rate-limit", "100"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit("http://").next().unwrap().parse().unwrap();
+        Self(child, addr)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config(api: SocketAddr) -> String {
+    format!(
+        r#"{}
+[api.insightiq]
+base_url = "http://{api}"
+client_id = "demo-client"
+client_secret = "example-secret"
+rate_limit = 100
+
+[transforms.enrich]
+type = "enrich"
+inputs = ["dedup"]
+max_wait = "100ms"
+
+[transforms.map]
+type = "wasm"
+inputs = ["enrich"]
+plugins = ["{}"]
+
+[sinks.lake]
+type = "parquet"
+inputs = ["map"]
+url = "file://lake"
+roll_interval = "1s"
+
+[sinks.raw]
+type = "parquet"
+inputs = ["dedup"]
+url = "file://lake"
+roll_interval = "1s"
+"#,
+        config_text("", ""),
+        plugin_path().display()
+    )
+}
+
+fn lake_tables(dir: &Path) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lake_tables.py");
+    let out = Command::new("python3").arg(script).arg(dir).output().unwrap();
+    assert!(out.status.success(), "lake_tables.py: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The rows the insightiq plugin must produce for an event, from what the simulator serves.
+fn expected_rows(event: &str, items: &[String]) -> (Option<&'static str>, usize) {
+    let family = event.split('.').next().unwrap_or("");
+    match family {
+        "CONTENTS" if event.contains("PUBLISH_") => (None, 0),
+        "CONTENTS" => (Some("contents"), items.len()),
+        "CONTENT-GROUPS" => (Some("content_groups"), items.len()),
+        "TRANSACTIONS" => (Some("transactions"), items.len()),
+        "PAYOUTS" => (Some("payouts"), items.len()),
+        "BALANCES" => (Some("balances"), items.len()),
+        "ACTIVITY-ARTISTS" => (Some("activity_artists"), items.len()),
+        "ACTIVITY-CONTENTS" => (Some("activity_contents"), items.len()),
+        "CONTENTS_COMMENTS" => (Some("comments"), items.iter().map(|c| records::comment_count(c)).sum()),
+        "PROFILES" => (Some("profiles"), 1),
+        "PROFILES_AUDIENCE" => (Some("audience"), 1),
+        "ACCOUNTS" | "SESSION" => (Some("accounts"), 1),
+        _ => (None, 0),
+    }
+}
+
+#[test]
+fn webhooks_become_typed_tables_read_back_by_duckdb() {
+    let api = Api::start();
+    let h = Hooklake::start_with(&config(api.1));
+    let report = h.dir.join("report.json");
+    let url = format!("http://{}/webhooks/insightiq", h.addr);
+    let status = Command::new(env!("CARGO_BIN_EXE_hooklake"))
+        .args(["simulate", "--send-to", &url, "--client-secret", SECRET, "--events", "120", "--seed", "5"])
+        .args(["--max-items", "5", "--retry-scale", "0.001", "--report"])
+        .arg(&report)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let acked: BTreeSet<String> =
+        report["acknowledged"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    let start = Instant::now();
+    while h.metric("hooklake_enrich_backlog{stage=\"enrich\"}") != Some(0.0) {
+        assert!(start.elapsed() < Duration::from_secs(120), "enrich did not catch up:\n{}", h.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+
+    let lake = lake_tables(&h.dir.join("lake"));
+    let events = lake["events"].as_array().unwrap();
+    assert_eq!(events.len(), acked.len(), "the raw table holds every acknowledged event");
+
+    // Schemas: exactly the declared columns and types, after the host's four.
+    let plugin = Plugin::load(&engine(None).unwrap(), &plugin_path(), Limits::default()).unwrap();
+    let tables = lake["tables"].as_object().unwrap();
+    assert!(tables.len() >= 5, "several tables landed: {:?}", tables.keys().collect::<Vec<_>>());
+    for (name, t) in tables {
+        let declared = plugin.describe.tables.get(name).unwrap_or_else(|| panic!("undeclared table {name}"));
+        let schema = table_schema(declared);
+        let got: Vec<String> =
+            t["schema"].as_array().unwrap().iter().map(|c| c[0].as_str().unwrap().to_owned()).collect();
+        let want: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(got, want, "{name}: columns");
+        let ts = t["schema"].as_array().unwrap().iter().find(|c| c[0] == "_received_at").unwrap();
+        assert_eq!(ts[1], "timestamp[us, tz=UTC]", "{name}: timestamps are µs UTC");
+    }
+
+    // Rows: one per resource per event, for every acknowledged event a plugin claims.
+    let mut expected: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+    for e in events {
+        let items: Vec<String> =
+            e["items"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_owned()).collect();
+        if let (Some(table), n) = expected_rows(e["event"].as_str().unwrap(), &items)
+            && n > 0
+        {
+            expected.entry(table).or_default().insert(e["id"].as_str().unwrap().to_owned(), n);
+        }
+    }
+    for (table, by_event) in &expected {
+        let got: BTreeMap<String, usize> = tables[*table]["rows_by_event"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap() as usize))
+            .collect();
+        assert_eq!(&got, by_event, "{table}: rows per event");
+    }
+    let contents = &tables["contents"]["sample"];
+    assert!(contents["id"].is_string() && contents["_event_type"].as_str().unwrap().starts_with("CONTENTS."));
+    assert!(!h.dir.join("data/dead_letters").exists(), "nothing was dead-lettered");
+}
+
+#[test]
+fn the_component_and_the_core_module_map_alike_through_the_host() {
+    let component = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/insightiq.component.wasm");
+    assert!(component.exists(), "{} is missing: run plugins/build.sh --component (CI does)", component.display());
+    let engine = engine(None).unwrap();
+    let core = Plugin::load(&engine, &plugin_path(), Limits::default()).unwrap();
+    let comp = Plugin::load(&engine, &component, Limits::default()).unwrap();
+    assert_eq!(core.describe, comp.describe);
+    let content = records::record(records::Kind::Content, "c1");
+    let account = records::record(records::Kind::Account, "a1");
+    let batch = serde_json::json!([
+        {"seq": 1, "id": "e1", "event": "CONTENTS.ADDED", "received_at": "2026-12-04T10:00:00.000000Z",
+         "data": {"account_id": "a1", "items": ["c1"]}, "resources": [content], "missing": []},
+        {"seq": 2, "id": "e2", "event": "ACCOUNTS.CONNECTED", "received_at": "2026-12-04T10:00:01.000000Z",
+         "data": {"account_id": "a1"}, "resources": [account], "missing": []},
+        {"seq": 3, "id": "e3", "event": "CONTENTS_FETCH.SUCCESS", "received_at": "2026-12-04T10:00:02.000000Z",
+         "data": {"job_id": "j"}, "resources": [], "missing": [], "skipped": "job event"}
+    ])
+    .to_string();
+    let a = core.instance().unwrap().transform(&batch).unwrap();
+    let b = comp.instance().unwrap().transform(&batch).unwrap();
+    assert_eq!(a, b);
+    let results: Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(results["results"][0]["rows"]["contents"][0]["id"], "c1");
+    assert_eq!(results["results"][1]["rows"]["accounts"][0]["id"], "a1");
+    assert_eq!(results["results"][2]["rows"], serde_json::json!({}));
+}
