@@ -207,3 +207,86 @@ fn the_component_and_the_core_module_map_alike_through_the_host() {
     assert_eq!(results["results"][1]["rows"]["accounts"][0]["id"], "a1");
     assert_eq!(results["results"][2]["rows"], serde_json::json!({}));
 }
+
+/// A plugin (one event per call) that maps every event to one row of table `t`, except events whose document
+/// holds a `!`, which it reports as errors.
+fn poisonable_plugin(dir: &Path) -> PathBuf {
+    let describe = r#"{"name":"poisonable","version":"1","routes":[{"events":["CONTENTS.*"],"table":"t"}],"tables":{"t":[{"name":"id","type":"string"}]}}"#;
+    let ok = r#"{"results":[{"rows":{"t":[{"id":"x"}]}}]}"#;
+    let bad = r#"{"results":[{"error":"poisoned event"}]}"#;
+    let esc = |s: &str| s.replace('"', "\\\"");
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (global $bump (mut i32) (i32.const 65536))
+  (data (i32.const 1024) "{d}")
+  (data (i32.const 4096) "{o}")
+  (data (i32.const 4300) "{b}")
+  (func (export "hooklake_abi_version") (result i32) (i32.const 1))
+  (func (export "hooklake_alloc") (param $len i32) (result i32) (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $len)))
+    (drop (memory.grow (i32.add (i32.const 1) (i32.div_u (local.get $len) (i32.const 65536)))))
+    (local.get $p))
+  (func (export "hooklake_free") (param i32 i32))
+  (func (export "hooklake_describe") (result i64)
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const {dl})))
+  (func (export "hooklake_transform") (param $ptr i32) (param $len i32) (result i64) (local $i i32)
+    (block $done (loop $scan
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (if (i32.eq (i32.load8_u (i32.add (local.get $ptr) (local.get $i))) (i32.const 33))
+        (then (return (i64.or (i64.shl (i64.const 4300) (i64.const 32)) (i64.const {bl})))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $scan)))
+    (i64.or (i64.shl (i64.const 4096) (i64.const 32)) (i64.const {ol}))))
+"#,
+        d = esc(describe),
+        o = esc(ok),
+        b = esc(bad),
+        dl = describe.len(),
+        ol = ok.len(),
+        bl = bad.len(),
+    );
+    let path = dir.join("poisonable.wat");
+    std::fs::write(&path, wat).unwrap();
+    path
+}
+
+#[test]
+fn an_event_the_plugin_cannot_map_is_dead_lettered_and_the_others_land() {
+    let api = Api::start();
+    let plugins = tempfile::tempdir().unwrap();
+    let plugin = poisonable_plugin(plugins.path());
+    let config = config(api.1)
+        .replace(&plugin_path().display().to_string(), &plugin.display().to_string())
+        .replace("plugins = [", "batch = 1\nplugins = [");
+    let h = Hooklake::start_with(&config);
+    for id in ["ok-1", "poison!-2", "ok-3"] {
+        assert_eq!(h.post(common::envelope(id).as_bytes()).0, 200);
+    }
+    let start = Instant::now();
+    while h.metric("hooklake_enrich_backlog{stage=\"enrich\"}") != Some(0.0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "enrich did not catch up:\n{}", h.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+    let lake = lake_tables(&h.dir.join("lake"));
+    let rows: BTreeMap<String, u64> = lake["tables"]["t"]["rows_by_event"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, BTreeMap::from([("ok-1".to_owned(), 1), ("ok-3".to_owned(), 1)]));
+    let dir = h.dir.join("data/dead_letters/transforms.map");
+    let letters: Vec<Value> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|f| serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["event_id"], "poison!-2");
+    assert_eq!(letters[0]["reason"], "poisoned event");
+    let document: Value = serde_json::from_str(letters[0]["document"].as_str().unwrap()).unwrap();
+    assert_eq!(document["resources"][0]["id"], "0ccc5adf0d7d4eaabca56b58420f7da7", "the enriched document is kept");
+}
