@@ -249,3 +249,17 @@ fn walk(dir: &std::path::Path) -> usize {
         .map(|d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
 }
+
+#[test]
+fn a_component_importing_wasi_is_refused_at_load() {
+    let wat = r#"(component
+      (import "wasi:cli/environment@0.2.0" (instance
+        (export "get-environment" (func (result (list (tuple string string))))))))"#;
+    let text = load_error(wat);
+    assert!(text.contains("wasi:cli/environment@0.2.0") && text.contains("no WASI"), "{text}");
+}
+
+#[test]
+fn a_component_without_the_plugin_world_is_refused_at_load() {
+    assert!(load_error("(component)").contains("does not export the plugin world"));
+}
