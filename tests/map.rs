@@ -290,3 +290,47 @@ fn an_event_the_plugin_cannot_map_is_dead_lettered_and_the_others_land() {
     let document: Value = serde_json::from_str(letters[0]["document"].as_str().unwrap()).unwrap();
     assert_eq!(document["resources"][0]["id"], "0ccc5adf0d7d4eaabca56b58420f7da7", "the enriched document is kept");
 }
+
+/// A batch of three enriched CONTENTS events: two records, a skipped one, and one whose resource is not an object.
+fn content_batch() -> String {
+    let a = records::record(records::Kind::Content, "c1");
+    let b = records::record(records::Kind::Content, "c2");
+    serde_json::json!([
+        {"seq": 1, "id": "e1", "event": "CONTENTS.ADDED", "received_at": "2026-12-04T10:00:00.000000Z",
+         "data": {"account_id": "a1", "items": ["c1", "c2"]}, "resources": [a, b], "missing": []},
+        {"seq": 2, "id": "e2", "event": "CONTENTS.UPDATED", "received_at": "2026-12-04T10:00:01.000000Z",
+         "data": {"account_id": "a1"}, "resources": [], "missing": [], "skipped": "data.items is missing"},
+        {"seq": 3, "id": "e3", "event": "CONTENTS.ADDED", "received_at": "2026-12-04T10:00:02.000000Z",
+         "data": {"account_id": "a1", "items": ["c3"]}, "resources": [42], "missing": []}
+    ])
+    .to_string()
+}
+
+/// Loads an example plugin through hooklake's host and maps [`content_batch`]: two rows of `table`, nothing for
+/// the skipped event, a dead-letter reason for the bad one.
+fn example_maps(file: &str, build: &str, table: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    assert!(path.exists(), "{} is missing: run {build} (CI does)", path.display());
+    let plugin = Plugin::load(&engine(None).unwrap(), &path, Limits::default()).unwrap();
+    assert!(plugin.describe.tables.contains_key(table), "{:?}", plugin.describe.tables.keys());
+    let batch: Vec<Value> = serde_json::from_str(&content_batch()).unwrap();
+    let docs: Vec<Vec<u8>> = batch.iter().map(|d| d.to_string().into_bytes()).collect();
+    let refs: Vec<&[u8]> = docs.iter().map(Vec::as_slice).collect();
+    let mapper = hooklake::transforms::wasm::Mapper::new("map", vec![plugin], 64);
+    let out = mapper.map(&refs);
+    use hooklake::transforms::wasm::Outcome;
+    let Outcome::Rows(rows) = &out[0] else { panic!("{:?}", out[0]) };
+    let ids: Vec<&Value> = rows[table].iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, vec!["c1", "c2"], "one row per resource, checked against the declared schema");
+    assert_eq!(out[1], Outcome::Rows(BTreeMap::new()));
+    assert!(matches!(&out[2], Outcome::Failed(reason) if reason.contains("42")), "{:?}", out[2]);
+}
+
+#[test]
+fn the_assemblyscript_example_loads_and_produces_rows() {
+    example_maps(
+        "plugins/examples/assemblyscript/content_engagement.wasm",
+        "plugins/examples/assemblyscript/build.sh",
+        "content_engagement",
+    );
+}
