@@ -23,6 +23,8 @@ mod bindings {
 pub const ABI_VERSION: i32 = 1;
 /// Log lines a plugin may write per call; more are dropped (and counted in one warning).
 pub const MAX_LOG_LINES: u32 = 100;
+/// Core instances one plugin instance may create (a core module is one; a component may be dozens).
+pub const MAX_CORE_INSTANCES: usize = 64;
 /// Longest log line kept.
 pub const MAX_LOG_BYTES: usize = 4096;
 
@@ -252,9 +254,11 @@ impl Plugin {
     /// # Errors
     /// When instantiation fails (a start function trapped, memory over the limit) or the ABI version differs.
     pub fn instance(&self) -> Result<Instance, CallError> {
+        // A component may be many core instances (a componentize-py one is 38: CPython, libc, stubs); they share
+        // the memory bound below.
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory)
-            .instances(1)
+            .instances(MAX_CORE_INSTANCES)
             .tables(4)
             .memories(1)
             .trap_on_grow_failure(true)
