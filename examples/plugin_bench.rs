@@ -5,6 +5,8 @@
 //!
 //!     cargo run --release --example plugin_bench -- PLUGIN.wasm [--write-batch FILE] [--events N] [--rounds N]
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure should stop it loudly
+
 use std::path::PathBuf;
 use std::time::Instant;
 

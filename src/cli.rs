@@ -263,7 +263,7 @@ where
 async fn run(config: Config, simulator: bool) -> anyhow::Result<()> {
     // Signal handlers go in before anything is announced: a SIGTERM that arrives right after the
     // "listening" line must start a graceful stop, not kill the process.
-    let shutdown = shutdown_signal()?;
+    let shutdown = hooklake::shutdown::os_signal()?;
     let _api = if simulator { Some(embedded_simulator(&config).await?) } else { None };
     let pipeline = hooklake::topology::build(&config, Arc::new(SystemClock)).await?;
     for (name, addr, path) in pipeline.endpoints() {
@@ -295,28 +295,6 @@ async fn embedded_simulator(config: &Config) -> anyhow::Result<hooklake::simulat
     let served = hooklake::simulator::api::serve(listener, options).await?;
     println!("hooklake: simulator api listening on http://{}", served.addr());
     Ok(served)
-}
-
-/// Resolves on SIGTERM or SIGINT. The handlers are registered when this is called, not when it is polled.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async move {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-    }
 }
 
 fn journal_stats(config: &Config) -> anyhow::Result<()> {

@@ -213,7 +213,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let mut running = None;
     if let Some(addr) = args.api_listen {
         // Handlers go in before the address is announced: a signal right after it must not kill the process.
-        let signal = shutdown_signal().context("installing signal handlers")?;
+        let signal = crate::shutdown::os_signal().context("installing signal handlers")?;
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let api = api::serve(listener, args.api_options()).await.context("starting the simulated API")?;
         let mut stdout = std::io::stdout().lock();
@@ -238,26 +238,4 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         api.shutdown();
     }
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT. The handlers are registered when this is called, not when it is polled.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-    }
 }
