@@ -481,15 +481,10 @@ fn mapping_of(
         Some(e) => e.clone(),
         None => engine.insert(crate::transforms::wasm::engine_for(&config.data_dir).map_err(fail)?).clone(),
     };
-    let plugins = crate::transforms::wasm::load(&engine, wc)
+    let plugins = crate::transforms::wasm::Plugins::load(&stage.name, wc, &engine)
         .map_err(|errors| fail(errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ")))?;
     let upstream = stage.inputs.first().map(|i| crate::transforms::enrich::consumer(&i.value)).unwrap_or_default();
-    let mapper = crate::transforms::wasm::Mapper::new(&stage.name, plugins, wc.batch);
-    Ok(Some(crate::sinks::parquet::Mapping {
-        mapper: Arc::new(mapper),
-        upstream,
-        dead_letters: DeadLetters::new(&config.data_dir),
-    }))
+    Ok(Some(crate::sinks::parquet::Mapping { plugins, upstream, dead_letters: DeadLetters::new(&config.data_dir) }))
 }
 
 /// The sources that `inputs` lead back to, through admission stages.
@@ -552,6 +547,8 @@ impl Pipeline {
             tasks.push(tokio::spawn(s.serve(rx.clone())));
         }
         let mut sink_tasks = Vec::new();
+        let stage_plugins: Vec<crate::transforms::wasm::Plugins> =
+            sinks.iter().filter_map(ParquetSink::plugins).collect();
         for s in sinks {
             let journal = Arc::clone(&journal) as Arc<dyn Journal>;
             let rx = sinks_rx.clone();
@@ -577,6 +574,8 @@ impl Pipeline {
                 }
             }));
         }
+        let reloads: Vec<_> = stage_plugins.into_iter().collect();
+        let reloader = tokio::spawn(reload_on_hangup(reloads, rx.clone()));
         let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
         shutdown.await;
         tracing::info!("shutting down: refusing new deliveries, finishing in-flight ones");
@@ -598,6 +597,7 @@ impl Pipeline {
             }
         }
         let _ = housekeeping.await;
+        let _ = reloader.await;
         // Everything the sinks wrote is no longer needed in the journal.
         match drain(|| journal.trim()).await {
             Ok(n) if n > 0 => tracing::info!(records = n, "trimmed journal below the sinks' checkpoints"),
@@ -641,6 +641,38 @@ async fn forget_removed_consumers(journal: &dyn Journal, configured: &[String]) 
                 Err(e) => tracing::warn!(consumer, error = %e, "cannot forget a removed stage's checkpoint"),
             }
         }
+    }
+}
+
+/// On SIGHUP, loads every plugin file again and swaps each stage's set when all of its plugins load (a broken new
+/// version is refused and logged; the old one keeps running). Journal positions are untouched.
+async fn reload_on_hangup(plugins: Vec<crate::transforms::wasm::Plugins>, mut shutdown: crate::shutdown::Signal) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; plugins reload only at restart");
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = crate::shutdown::stopped(&mut shutdown) => return,
+                _ = hup.recv() => {
+                    for p in &plugins {
+                        let stage = p.current().stage().to_owned();
+                        let p = p.clone();
+                        match tokio::task::spawn_blocking(move || p.reload()).await {
+                            Ok(Ok(names)) => tracing::info!(stage, plugins = names, "reloaded plugins"),
+                            Ok(Err(e)) => tracing::error!(stage, error = e, "plugin reload refused; the loaded plugins keep running"),
+                            Err(e) => tracing::error!(stage, error = %e, "plugin reload failed"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (plugins, &mut shutdown);
     }
 }
 

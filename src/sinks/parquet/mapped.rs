@@ -16,7 +16,7 @@ use super::layout::file_path;
 use super::{Doc, partition_values};
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::transforms::wasm::schema::table_schema;
-use crate::transforms::wasm::{Mapper, Outcome};
+use crate::transforms::wasm::{Outcome, Plugins};
 
 /// Partition key values, in `partition_by` order.
 type Partition = Vec<(String, String)>;
@@ -27,8 +27,8 @@ type Group = (Vec<u64>, Vec<Map<String, Value>>);
 /// What a mapped sink needs besides the lake.
 #[derive(Clone)]
 pub struct Mapping {
-    /// The plugins.
-    pub mapper: Arc<Mapper>,
+    /// The plugins (swapped whole on reload).
+    pub plugins: Plugins,
     /// The journal consumer whose outputs it reads (`transform.<enrich stage>`).
     pub upstream: String,
     /// Where unmappable events go.
@@ -56,10 +56,11 @@ pub fn map_files(
     now: i64,
 ) -> Result<(Vec<MappedFile>, usize), String> {
     let bytes: Vec<&[u8]> = docs.iter().map(|d| d.bytes.as_slice()).collect();
-    let outcomes = mapping.mapper.map(&bytes);
+    let mapper = mapping.plugins.current();
+    let outcomes = mapper.map(&bytes);
     let mut groups: BTreeMap<(String, Partition), Group> = BTreeMap::new();
     let mut dead = 0;
-    let stage = format!("transforms.{}", mapping.mapper.stage());
+    let stage = format!("transforms.{}", mapper.stage());
     for (doc, outcome) in docs.iter().zip(outcomes) {
         match outcome {
             Outcome::Unclaimed => {}
@@ -98,7 +99,7 @@ pub fn map_files(
     let mut files = Vec::with_capacity(groups.len());
     for ((table, partition), (seqs, rows)) in groups {
         let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else { continue };
-        let columns = &mapping.mapper.tables()[&table];
+        let columns = &mapper.tables()[&table];
         let schema = table_schema(columns);
         let mut decoder = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
             .with_strict_mode(true)

@@ -276,10 +276,15 @@ impl ParquetSink {
         self.sources.as_ref().is_none_or(|s| s.contains(&record.entry.source))
     }
 
+    /// The plugins this sink runs, if it writes mapped tables.
+    pub fn plugins(&self) -> Option<crate::transforms::wasm::Plugins> {
+        self.mapping.as_ref().map(|m| m.plugins.clone())
+    }
+
     /// The tables this sink writes.
     pub fn tables(&self) -> Vec<String> {
         match &self.mapping {
-            Some(m) => m.mapper.tables().keys().cloned().collect(),
+            Some(m) => m.plugins.current().tables().keys().cloned().collect(),
             None => vec![EVENTS.to_owned()],
         }
     }

@@ -17,7 +17,7 @@ pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
@@ -144,6 +144,53 @@ pub fn load(engine: &wasmtime::Engine, config: &WasmConfig) -> Result<Vec<Plugin
 /// When the engine cannot start.
 pub fn engine_for(data_dir: &Path) -> Result<wasmtime::Engine, String> {
     host::engine(Some(&data_dir.join(CACHE_DIR)))
+}
+
+/// The plugins a stage runs now. A reload ([`Plugins::reload`], on SIGHUP) loads the files again and swaps the
+/// whole set at once: a batch in progress finishes on the old set, the next one uses the new. Nothing else moves:
+/// the sinks keep their journal positions.
+#[derive(Clone)]
+pub struct Plugins {
+    current: Arc<RwLock<Arc<Mapper>>>,
+    config: WasmConfig,
+    engine: wasmtime::Engine,
+}
+
+impl Plugins {
+    /// The plugins of stage `stage`, loaded now.
+    ///
+    /// # Errors
+    /// The problems of each plugin that does not load.
+    pub fn load(stage: &str, config: &WasmConfig, engine: &wasmtime::Engine) -> Result<Self, Vec<PluginProblem>> {
+        let mapper = Mapper::new(stage, load(engine, config)?, config.batch);
+        Ok(Self { current: Arc::new(RwLock::new(Arc::new(mapper))), config: config.clone(), engine: engine.clone() })
+    }
+
+    /// The set in use.
+    pub fn current(&self) -> Arc<Mapper> {
+        match self.current.read() {
+            Ok(m) => Arc::clone(&m),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Loads the files again and, if every plugin loads, swaps the set. Blocking (it may compile).
+    ///
+    /// # Errors
+    /// Why the new set was refused; the old one stays in use.
+    pub fn reload(&self) -> Result<String, String> {
+        let stage = self.current().stage().to_owned();
+        let plugins = load(&self.engine, &self.config)
+            .map_err(|errors| errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))?;
+        let names: Vec<String> =
+            plugins.iter().map(|p| format!("{} {}", p.describe.name, p.describe.version)).collect();
+        let mapper = Arc::new(Mapper::new(&stage, plugins, self.config.batch));
+        match self.current.write() {
+            Ok(mut m) => *m = mapper,
+            Err(poisoned) => *poisoned.into_inner() = mapper,
+        }
+        Ok(names.join(", "))
+    }
 }
 
 #[derive(serde::Deserialize)]
