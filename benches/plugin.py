@@ -60,6 +60,16 @@ def main():
             r["ratio"] = r["wasm"]["us_per_event"] / r["native"]["us_per_event"]
             log(json.dumps(r))
             runs.append(r)
+    # The example plugins in the other languages, on the same batch (they map only CONTENTS events, but parse it all).
+    examples = []
+    for name, rel in [("Python (componentize-py)", "plugins/examples/python/content_daily_metrics.wasm"),
+                      ("AssemblyScript", "plugins/examples/assemblyscript/content_engagement.wasm")]:
+        path = os.path.join(ROOT, rel)
+        if os.path.exists(path):
+            log(f"example {name}")
+            out = subprocess.run([wasm_bin, path, "--events", str(EVENTS), "--rounds", "20"], capture_output=True,
+                                 text=True, check=True).stdout
+            examples.append((name, rel, json.loads(out)))
     med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731
     ratio = med(lambda r: r["ratio"])
     w = runs[0]["wasm"]
@@ -89,6 +99,17 @@ def main():
         "",
         "Runs (plugin ÷ native): " + ", ".join(f"{r['ratio']:.2f}×" for r in runs) + ".",
     ]
+    if examples:
+        lines += [
+            "",
+            "The example plugins of the other SDKs, through the same host on the same batch (one run, median of 20 "
+            "batches; each parses the whole batch but maps only its CONTENTS events):",
+            "",
+            "| plugin | per event | instantiate | cold load | cached load |",
+            "|---|---|---|---|---|",
+            *[f"| {n} `{rel}` | {e['us_per_event']:.0f} µs | {e['instantiate_s'] * 1e6:.0f} µs | "
+              f"{e['cold_load_s']:.1f} s | {e['cached_load_s'] * 1e3:.0f} ms |" for n, rel, e in examples],
+        ]
     section = "\n".join(lines)
     print(section)
     if BENCHMARKS_MD:
