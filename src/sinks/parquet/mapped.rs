@@ -50,7 +50,7 @@ pub struct MappedFile {
 /// When a dead letter cannot be written or a checked row still does not decode (a bug): the caller retries.
 pub fn map_files(
     mapping: &Mapping,
-    docs: &[Doc],
+    docs: &[&Doc],
     keys: &[String],
     prefix: &object_store::path::Path,
     now: i64,

@@ -217,7 +217,7 @@ impl Unit {
 
 /// Splits a flush into files: one per partition, each named by the seq range of its own records.
 pub fn plan<'a>(
-    records: &'a [Record],
+    records: impl IntoIterator<Item = &'a Record>,
     keys: &[String],
     prefix: &object_store::path::Path,
     table: &str,
@@ -484,10 +484,10 @@ impl ParquetSink {
             move || -> Result<Vec<(object_store::path::Path, usize, bytes::Bytes)>, String> {
                 let mut out = Vec::new();
                 if let Some(mapping) = mapping {
-                    let docs: Vec<Doc> = units
+                    let docs: Vec<&Doc> = units
                         .iter()
                         .filter_map(|u| match u {
-                            Unit::Doc(d) => Some(d.clone()),
+                            Unit::Doc(d) => Some(d),
                             Unit::Raw(_) => None,
                         })
                         .collect();
@@ -500,14 +500,11 @@ impl ParquetSink {
                     }
                     return Ok(out);
                 }
-                let records: Vec<Record> = units
-                    .iter()
-                    .filter_map(|u| match u {
-                        Unit::Raw(r) => Some(r.clone()),
-                        Unit::Doc(_) => None,
-                    })
-                    .collect();
-                for file in plan(&records, &keys, &prefix, EVENTS) {
+                let records = units.iter().filter_map(|u| match u {
+                    Unit::Raw(r) => Some(r),
+                    Unit::Doc(_) => None,
+                });
+                for file in plan(records, &keys, &prefix, EVENTS) {
                     let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
                     let bytes = encode(batch.schema(), &[batch], codec, row_group)
                         .map_err(|e| format!("encoding parquet: {e}"))?;
