@@ -85,6 +85,15 @@ roll_interval = "1s"
     )
 }
 
+/// Waits until enrich has handed on everything the journal holds.
+fn wait_enriched(h: &Hooklake, limit: Duration) {
+    let start = Instant::now();
+    while h.metric("hooklake_enrich_backlog{stage=\"enrich\"}") != Some(0.0) {
+        assert!(start.elapsed() < limit, "enrich did not catch up:\n{}", h.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn lake_tables(dir: &Path) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lake_tables.py");
     let out = Command::new("python3").arg(script).arg(dir).output().unwrap();
@@ -128,11 +137,7 @@ fn webhooks_become_typed_tables_read_back_by_duckdb() {
     let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let acked: BTreeSet<String> =
         report["acknowledged"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
-    let start = Instant::now();
-    while h.metric("hooklake_enrich_backlog{stage=\"enrich\"}") != Some(0.0) {
-        assert!(start.elapsed() < Duration::from_secs(120), "enrich did not catch up:\n{}", h.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_enriched(&h, Duration::from_secs(120));
     let (code, h) = h.stop();
     assert_eq!(code, 0, "{}", h.stderr());
 
@@ -264,11 +269,7 @@ fn an_event_the_plugin_cannot_map_is_dead_lettered_and_the_others_land() {
     for id in ["ok-1", "poison!-2", "ok-3"] {
         assert_eq!(h.post(common::envelope(id).as_bytes()).0, 200);
     }
-    let start = Instant::now();
-    while h.metric("hooklake_enrich_backlog{stage=\"enrich\"}") != Some(0.0) {
-        assert!(start.elapsed() < Duration::from_secs(60), "enrich did not catch up:\n{}", h.stderr());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_enriched(&h, Duration::from_secs(60));
     let (code, h) = h.stop();
     assert_eq!(code, 0, "{}", h.stderr());
     let lake = lake_tables(&h.dir.join("lake"));
