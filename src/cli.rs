@@ -51,6 +51,102 @@ enum Command {
     /// Inspect the journal (the pipeline must be stopped: the journal has one user at a time).
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// The whole pipeline of config.toml against the built-in InsightIQ simulator: sends signed webhooks, waits
+    /// until the lake holds them, prints a summary. No credentials, no cloud.
+    Demo(hooklake::demo::DemoArgs),
+    /// Manage InsightIQ webhooks through /v1/webhooks (credentials from [api.insightiq]).
+    Webhooks(WebhooksArgs),
+    /// Inspect, replay and purge dead letters (events a stage gave up on).
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+    /// One-screen overview of a running instance, read from its /metrics.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct WebhooksArgs {
+    /// The pipeline config (its [api.insightiq] table).
+    #[arg(short, long, default_value = "config.toml", global = true)]
+    config: PathBuf,
+    #[command(flatten)]
+    inner: hooklake::webhooks::WebhooksArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The instance's metrics URL (default: the first webhook source's listen address in the config).
+    #[arg(long)]
+    url: Option<String>,
+    /// Redraw every this many seconds until interrupted.
+    #[arg(long)]
+    watch: Option<u64>,
+}
+
+/// Which dead letters: every given selector must match.
+#[derive(Debug, Args)]
+struct Select {
+    /// Every dead letter.
+    #[arg(long)]
+    all: bool,
+    /// Events with this envelope id (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<String>,
+    /// Events with this journal seq (repeatable).
+    #[arg(long = "seq")]
+    seqs: Vec<u64>,
+    /// Letters of this stage (`enrich`, `map`, or `transforms.map`).
+    #[arg(long)]
+    stage: Option<String>,
+    /// Letters whose reason contains this text (case-insensitive).
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+impl From<Select> for hooklake::dead_letters::Selection {
+    fn from(s: Select) -> Self {
+        Self { all: s.all, ids: s.ids, seqs: s.seqs, stage: s.stage, reason: s.reason }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    /// List dead letters (all, or those selected) and count them by stage and reason.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        select: Select,
+        /// One JSON object per letter (without the event body) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one dead letter in full (by envelope id or journal seq).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// An envelope id or a journal seq.
+        key: String,
+    },
+    /// Put selected dead letters back into the pipeline (after a fix: a new plugin version, an API back up).
+    /// They keep their id and `_seq`, go only to the stage that gave up and what follows it, and land once.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        select: Select,
+        /// Return once queued, without waiting for a running pipeline to take them.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Delete selected dead letters for good.
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        select: Select,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +231,50 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime_then(|| async move { journal_stats(&config) })
+        }
+        Command::Demo(args) => {
+            let ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let flag = Arc::clone(&ok);
+            let code = runtime_then(|| async move {
+                let summary = hooklake::demo::run(&args).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                } else {
+                    print!("{}", hooklake::demo::render(&summary));
+                }
+                flag.store(summary.ok, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            });
+            // Anything acknowledged and missing from the lake fails the demo.
+            if ok.load(std::sync::atomic::Ordering::Relaxed) { code } else { ExitCode::FAILURE }
+        }
+        Command::Webhooks(a) => {
+            let config = match load(&a.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(api) = config.api else {
+                eprintln!("error: {} has no [api.insightiq] table", a.config.display());
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            runtime_then(|| async move { hooklake::webhooks::command(&api, a.inner).await })
+        }
+        Command::DeadLetters(command) => dead_letters(command),
+        Command::Status(a) => {
+            let url = match a.url {
+                Some(u) => u,
+                None => match load(&a.config.config) {
+                    Ok(c) => match metrics_url(&c) {
+                        Some(u) => u,
+                        None => {
+                            eprintln!("error: no webhook source in the config; give --url");
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    },
+                    Err(code) => return code,
+                },
+            };
+            runtime_then(|| async move { status(&url, a.watch).await })
         }
         Command::Journal(JournalCommand::Dump { config, from, limit, stage }) => {
             let config = match load(&config.config) {
@@ -355,4 +495,222 @@ async fn journal_dump(config: &Config, from: u64, limit: u64, stage: Option<Stri
     drop(out);
     tokio::task::spawn_blocking(move || journal.close()).await?;
     Ok(())
+}
+
+/// `http://<listen>/metrics` of the first webhook source (an unspecified address becomes loopback).
+fn metrics_url(config: &Config) -> Option<String> {
+    let hooklake::config::SourceConfig::Webhook(w) = &config.sources.first()?.kind;
+    let mut addr = w.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(format!("http://{addr}/metrics"))
+}
+
+async fn status(url: &str, watch: Option<u64>) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    loop {
+        let text = client
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| anyhow::anyhow!("cannot read {url} (is `hooklake run` running there?): {e}"))?
+            .text()
+            .await?;
+        let screen = hooklake::status::render(url, &hooklake::status::Scrape::parse(&text));
+        let Some(secs) = watch else {
+            print!("{screen}");
+            return Ok(());
+        };
+        if std::io::stdout().is_terminal() {
+            print!("\x1b[2J\x1b[H");
+        }
+        println!("{screen}");
+        tokio::time::sleep(std::time::Duration::from_secs(secs.max(1))).await;
+    }
+}
+
+fn dead_letters(command: DeadLettersCommand) -> ExitCode {
+    use hooklake::dead_letters::{DeadLetters, Selection};
+    let config_path = match &command {
+        DeadLettersCommand::List { config, .. }
+        | DeadLettersCommand::Show { config, .. }
+        | DeadLettersCommand::Replay { config, .. }
+        | DeadLettersCommand::Purge { config, .. } => config.config.clone(),
+    };
+    let config = match load(&config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = DeadLetters::new(&config.data_dir);
+    let letters = match store.list() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: reading {}: {e}", store.dir().display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        DeadLettersCommand::List { select, json, .. } => {
+            let selection: Selection = select.into();
+            let chosen: Vec<_> = letters.iter().filter(|l| selection.is_empty() || selection.matches(l)).collect();
+            if json {
+                for l in chosen {
+                    let mut v = serde_json::to_value(l).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("body");
+                        o.remove("document");
+                    }
+                    println!("{v}");
+                }
+            } else {
+                print!("{}", render_letters(&chosen, store.queued()));
+            }
+            ExitCode::SUCCESS
+        }
+        DeadLettersCommand::Show { key, .. } => {
+            let found = letters.iter().find(|l| l.event_id == key || l.seq.to_string() == key);
+            match found.map(serde_json::to_string_pretty) {
+                Some(Ok(text)) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                None => {
+                    eprintln!("error: no dead letter with id or seq `{key}` in {}", store.dir().display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        DeadLettersCommand::Replay { select, no_wait, .. } => {
+            let selection: Selection = select.into();
+            if selection.is_empty() {
+                eprintln!("error: say which dead letters to replay: --all, --id, --seq, --stage or --reason");
+                return ExitCode::from(2);
+            }
+            let chosen: Vec<_> = letters.into_iter().filter(|l| selection.matches(l)).collect();
+            runtime_then(|| replay(config, store, chosen, no_wait))
+        }
+        DeadLettersCommand::Purge { select, .. } => {
+            let selection: Selection = select.into();
+            if selection.is_empty() {
+                eprintln!("error: say which dead letters to purge: --all, --id, --seq, --stage or --reason");
+                return ExitCode::from(2);
+            }
+            let mut n = 0;
+            for l in letters.iter().filter(|l| selection.matches(l)) {
+                if let Err(e) = store.remove(l) {
+                    eprintln!("error: removing the letter of seq {}: {e}", l.seq);
+                    return ExitCode::FAILURE;
+                }
+                n += 1;
+            }
+            println!("purged {n} dead letter{}", if n == 1 { "" } else { "s" });
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn render_letters(letters: &[&hooklake::dead_letters::DeadLetter], queued: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if letters.is_empty() {
+        let _ = writeln!(out, "no dead letters");
+    } else {
+        let _ =
+            writeln!(out, "{:<18} {:>8} {:<38} {:<24} {:<20} REASON", "STAGE", "SEQ", "EVENT ID", "EVENT", "DEAD AT");
+        let mut by: std::collections::BTreeMap<(&str, String), u64> = std::collections::BTreeMap::new();
+        for l in letters {
+            let reason: String = l.reason.chars().take(80).collect();
+            let dead_at: String = l.dead_at.chars().take(19).collect();
+            let _ = writeln!(
+                out,
+                "{:<18} {:>8} {:<38} {:<24} {:<20} {reason}",
+                l.stage, l.seq, l.event_id, l.event, dead_at
+            );
+            // Reasons carry ids and numbers; the first words group them.
+            let short: String = l.reason.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+            *by.entry((l.stage.as_str(), short)).or_default() += 1;
+        }
+        let _ = writeln!(
+            out,
+            "\n{} dead letter{}, by stage and reason:",
+            letters.len(),
+            if letters.len() == 1 { "" } else { "s" }
+        );
+        for ((stage, reason), n) in by {
+            let _ = writeln!(out, "  {n:>6}  {stage:<18} {reason}…");
+        }
+    }
+    if queued > 0 {
+        let _ = writeln!(out, "{queued} more queued for replay (a running pipeline takes them within a second)");
+    }
+    out
+}
+
+async fn replay(
+    config: Config,
+    store: hooklake::dead_letters::DeadLetters,
+    chosen: Vec<hooklake::dead_letters::DeadLetter>,
+    no_wait: bool,
+) -> anyhow::Result<()> {
+    use hooklake::progress::Progress;
+    let total = chosen.len() as u64;
+    if total == 0 {
+        println!("no dead letters match");
+        return Ok(());
+    }
+    let mut progress = Progress::new("queueing");
+    for (i, l) in chosen.iter().enumerate() {
+        store.enqueue(l).map_err(|e| anyhow::anyhow!("queueing the letter of seq {}: {e}", l.seq))?;
+        progress.set(i as u64 + 1, total, "");
+    }
+    progress.finish(total, total, "queued");
+    // When no pipeline runs, the journal is free: append the replays now; `hooklake run` processes them.
+    match hooklake::topology::open_journal(&config, Arc::new(SystemClock), None) {
+        Ok(journal) => {
+            let done = hooklake::dead_letters::inject(&store, &journal).await?;
+            tokio::task::spawn_blocking(move || journal.close()).await?;
+            println!(
+                "replayed {} dead letter{} into the journal ({} already there); `hooklake run` takes them through the pipeline",
+                done.appended,
+                if done.appended == 1 { "" } else { "s" },
+                done.already
+            );
+            Ok(())
+        }
+        Err(hooklake::BuildError::Journal { source: hooklake::journal::JournalError::InUse, .. }) => {
+            if no_wait {
+                println!("queued {total}; the running pipeline takes them within a second");
+                return Ok(());
+            }
+            let mut progress = Progress::new("replaying");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let left = store.queued() as u64;
+                let done = total.saturating_sub(left);
+                if left == 0 {
+                    progress.finish(done, total, "taken by the running pipeline");
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    progress.finish(done, total, "");
+                    anyhow::bail!("the running pipeline has not taken {left} queued letters in 2 minutes; see its log");
+                }
+                progress.set(done, total, "taken by the running pipeline");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            println!(
+                "replayed {total} dead letter{}; follow them with `hooklake status`",
+                if total == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -5,16 +5,84 @@
 //!
 //! A dead letter carries everything needed to put the event back into the pipeline: the stored entry (source,
 //! receive time, client address, raw body) and its original `seq`.
+//!
+//! **Replay** (`hooklake dead-letters replay`) moves selected letters into a queue folder (`.replay`). The running
+//! pipeline, or the command itself when none runs, appends each queued letter to the journal as a new entry
+//! marked with the [`REPLAY_HEADER`] and a dedup key unique to that letter ([`DeadLetter::replay_key`]), then
+//! removes the queued file: a crash in between appends nothing twice. The marked entry then travels only to the
+//! stage that gave up and what follows it: an `enrich` letter is fetched again; a `wasm` letter's stored document
+//! is handed on as it is and mapped again by the sinks of that stage only. The raw `events` table never takes a
+//! replay (it holds the event already), and mapped rows keep the original `_seq`, so every event is landed once.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::Record;
+use crate::journal::{Appended, Entry, Journal, JournalError, Record};
 
 /// The folder inside `data_dir`.
 pub const DIR_NAME: &str = "dead_letters";
+/// The replay queue inside the dead-letter folder (a leading dot: it is not a stage).
+pub const QUEUE_DIR: &str = ".replay";
+/// The header a replayed journal entry carries (webhook sources never store it: see `admission::KEPT_HEADERS`).
+pub const REPLAY_HEADER: &str = "hooklake-replay";
+/// How long a replay's dedup key guards against appending it twice (far longer than any crash and restart).
+const REPLAY_KEY_TTL_MICROS: i64 = 7 * 86_400 * 1_000_000;
+
+/// What a replayed journal entry (and the document handed on for it, as `_replay`) says about its origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The stage that gave up (`transforms.<name>`): only it and the stages after it take the entry.
+    pub stage: String,
+    /// The event's original journal seq: mapped rows keep it as `_seq`.
+    pub seq: u64,
+    /// True when the entry's body is the stored enriched document (a `wasm` letter), not the raw webhook body.
+    #[serde(default)]
+    pub document: bool,
+}
+
+impl Replay {
+    /// The replay marker of a journal entry, if it is a replay.
+    pub fn of(entry: &Entry) -> Option<Self> {
+        let (_, v) = entry.headers.iter().find(|(k, _)| k == REPLAY_HEADER)?;
+        serde_json::from_str(v).ok()
+    }
+}
+
+/// Which dead letters a command acts on. Empty selectors select nothing; `all` selects every letter.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Every letter.
+    pub all: bool,
+    /// Envelope ids.
+    pub ids: Vec<String>,
+    /// Journal seqs.
+    pub seqs: Vec<u64>,
+    /// Stage names (`enrich` or `transforms.enrich`).
+    pub stage: Option<String>,
+    /// A substring of the reason (case-insensitive).
+    pub reason: Option<String>,
+}
+
+impl Selection {
+    /// True when no selector is given (commands that change letters refuse that).
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.ids.is_empty() && self.seqs.is_empty() && self.stage.is_none() && self.reason.is_none()
+    }
+
+    /// True when `letter` is selected: every given selector must match (`all` matches everything).
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        let stage_ok = self
+            .stage
+            .as_deref()
+            .is_none_or(|s| letter.stage == s || letter.stage.strip_prefix("transforms.").is_some_and(|n| n == s));
+        let reason_ok = self.reason.as_deref().is_none_or(|r| letter.reason.to_lowercase().contains(&r.to_lowercase()));
+        let id_ok = self.ids.is_empty() || self.ids.contains(&letter.event_id);
+        let seq_ok = self.seqs.is_empty() || self.seqs.contains(&letter.seq);
+        (self.all || !self.is_empty()) && stage_ok && reason_ok && id_ok && seq_ok
+    }
+}
 
 /// One event a stage gave up on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +176,118 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The dedup key of this letter's replay: the same letter is appended once however often a crash interrupts
+    /// the replay; a letter written again after a failed replay (a new `dead_at`) can be replayed again.
+    pub fn replay_key(&self) -> String {
+        format!("replay:{}:{}:{}", self.stage, self.seq, self.dead_at)
+    }
+
+    /// The journal entry that puts this event back into the pipeline.
+    ///
+    /// # Errors
+    /// When a `wasm` letter's stored document is not a JSON object.
+    pub fn replay_entry(&self) -> Result<Entry, String> {
+        let document = self.document.is_some();
+        let marker = Replay { stage: self.stage.clone(), seq: self.seq, document };
+        let body = match &self.document {
+            Some(doc) => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(doc).map_err(|e| format!("stored document is not JSON: {e}"))?;
+                let obj = v.as_object_mut().ok_or("stored document is not a JSON object")?;
+                obj.insert("_replay".into(), serde_json::json!(marker));
+                serde_json::to_vec(&v).map_err(|e| e.to_string())?
+            }
+            None => self.body.clone().into_bytes(),
+        };
+        Ok(Entry {
+            source: self.source.clone(),
+            received_at: self.received_at,
+            source_ip: self.source_ip.clone(),
+            event: self.event.clone(),
+            id: self.event_id.clone(),
+            name: None,
+            dedup_key: Some(self.replay_key()),
+            headers: vec![(REPLAY_HEADER.to_owned(), serde_json::to_string(&marker).map_err(|e| e.to_string())?)],
+            body: bytes::Bytes::from(body),
+        })
+    }
+}
+
+/// What one call of [`inject`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Injected {
+    /// Letters appended to the journal.
+    pub appended: u64,
+    /// Letters whose replay was already in the journal (an interrupted earlier injection).
+    pub already: u64,
+    /// Queued files that are not dead letters (moved aside as `.bad`).
+    pub bad: u64,
+}
+
+/// Appends every queued replay to the journal, then removes its queued file. Idempotent: see the module docs.
+///
+/// # Errors
+/// When the journal refuses (full, closed): the rest stays queued for the next call.
+pub async fn inject(store: &DeadLetters, journal: &dyn Journal) -> Result<Injected, JournalError> {
+    let mut done = Injected::default();
+    let dir = store.queue_dir();
+    let queued = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || json_files(&dir)).await.unwrap_or_else(|_| Ok(Vec::new()))
+    };
+    let queued = queued.map_err(|e| JournalError::Storage { op: "read the replay queue", message: e.to_string() })?;
+    for path in queued {
+        let letter = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<DeadLetter>(&b).map_err(|e| e.to_string()));
+        let entry = letter.as_ref().map_err(Clone::clone).and_then(DeadLetter::replay_entry);
+        let (letter, entry) = match (letter, entry) {
+            (Ok(l), Ok(e)) => (l, e),
+            (_, Err(reason)) | (Err(reason), _) => {
+                tracing::error!(file = %path.display(), reason, "a queued replay is unreadable; moved aside as .bad");
+                let _ = std::fs::rename(&path, path.with_extension("bad"));
+                done.bad += 1;
+                continue;
+            }
+        };
+        match journal.append(entry, REPLAY_KEY_TTL_MICROS).await? {
+            Appended::Stored { seq } => {
+                tracing::info!(
+                    stage = letter.stage,
+                    event_id = letter.event_id,
+                    seq = letter.seq,
+                    replay_seq = seq,
+                    "replayed a dead letter"
+                );
+                done.appended += 1;
+            }
+            Appended::Duplicate { .. } => done.already += 1,
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove a replayed letter from the queue");
+        }
+    }
+    Ok(done)
+}
+
+fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for f in entries {
+        let f = f?.path();
+        if f.extension().is_some_and(|x| x == "json") {
+            out.push(f);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The dead-letter folder.
 #[derive(Debug, Clone)]
 pub struct DeadLetters {
@@ -127,6 +307,36 @@ impl DeadLetters {
 
     fn path_of(&self, stage: &str, seq: u64) -> PathBuf {
         self.dir.join(stage).join(format!("{seq:020}.json"))
+    }
+
+    /// The replay queue.
+    pub fn queue_dir(&self) -> PathBuf {
+        self.dir.join(QUEUE_DIR)
+    }
+
+    /// Letters waiting in the replay queue.
+    pub fn queued(&self) -> usize {
+        json_files(&self.queue_dir()).map_or(0, |f| f.len())
+    }
+
+    /// Moves `letter` into the replay queue (one rename: it is either a letter or queued, never both).
+    ///
+    /// # Errors
+    /// When the disk refuses.
+    pub fn enqueue(&self, letter: &DeadLetter) -> std::io::Result<()> {
+        let queue = self.queue_dir();
+        std::fs::create_dir_all(&queue)?;
+        let to = queue.join(format!("{}.{:020}.json", letter.stage, letter.seq));
+        std::fs::rename(self.path_of(&letter.stage, letter.seq), to)?;
+        std::fs::File::open(&queue)?.sync_all()
+    }
+
+    /// Deletes `letter`.
+    ///
+    /// # Errors
+    /// When the disk refuses.
+    pub fn remove(&self, letter: &DeadLetter) -> std::io::Result<()> {
+        std::fs::remove_file(self.path_of(&letter.stage, letter.seq))
     }
 
     /// Writes `letter` durably (temp file, fsync, rename, fsync of the folder). Blocking: call it from
@@ -161,15 +371,11 @@ impl DeadLetters {
         let mut files = Vec::new();
         for stage in stages {
             let stage = stage?.path();
-            if !stage.is_dir() {
+            let hidden = stage.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !stage.is_dir() || hidden {
                 continue;
             }
-            for f in std::fs::read_dir(&stage)? {
-                let f = f?.path();
-                if f.extension().is_some_and(|x| x == "json") {
-                    files.push(f);
-                }
-            }
+            files.extend(json_files(&stage)?);
         }
         files.sort();
         for f in files {

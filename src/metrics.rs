@@ -112,7 +112,57 @@ pub struct SinkMetrics {
     pub upload_latency: Histogram,
     /// Set when the sink stopped with an error (it restarts with the process).
     pub stopped: std::sync::atomic::AtomicBool,
+    /// Rows and files per table.
+    tables: Mutex<BTreeMap<String, (u64, u64)>>,
 }
+
+impl SinkMetrics {
+    /// Counts one committed file of `rows` rows of `table`.
+    pub fn wrote(&self, table: &str, rows: u64) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        if let Ok(mut t) = self.tables.lock() {
+            let (r, f) = t.entry(table.to_owned()).or_default();
+            *r += rows;
+            *f += 1;
+        }
+    }
+}
+
+/// Counters of one `wasm` stage's plugins (counted by the sinks that run them).
+#[derive(Debug, Default)]
+pub struct PluginMetrics {
+    /// Calls of the mapper (one per file write, each a batch of events).
+    pub calls: AtomicU64,
+    /// Events given to the plugins.
+    pub events: AtomicU64,
+    /// Events the plugins failed (sent to the dead letters).
+    pub dead_letters: AtomicU64,
+    /// Latency of one mapper call.
+    pub latency: Histogram,
+}
+
+impl PluginMetrics {
+    /// Counts one mapper call over `events` events.
+    pub fn mapped(&self, events: usize, took: Duration) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+        self.latency.observe(took);
+    }
+}
+
+/// Rows written, per table.
+pub const TABLE_ROWS: &str = "hooklake_table_rows_total";
+/// Files committed, per table.
+pub const TABLE_FILES: &str = "hooklake_table_files_total";
+/// Plugin mapper calls.
+pub const PLUGIN_CALLS: &str = "hooklake_plugin_calls_total";
+/// Events given to plugins.
+pub const PLUGIN_EVENTS: &str = "hooklake_plugin_events_total";
+/// Plugin errors (events dead-lettered).
+pub const PLUGIN_ERRORS: &str = "hooklake_plugin_errors_total";
+/// Plugin call latency.
+pub const PLUGIN_CALL_SECONDS: &str = "hooklake_plugin_call_seconds";
 
 /// Rows written by sinks.
 pub const SINK_ROWS: &str = "hooklake_sink_rows_total";
@@ -173,12 +223,38 @@ pub const ENRICH_BACKLOG: &str = "hooklake_enrich_backlog";
 /// Enrich call latency.
 pub const ENRICH_CALL_SECONDS: &str = "hooklake_enrich_call_seconds";
 
+/// The state of hooklake's own InsightIQ webhook, as `webhook_watch` last saw it.
+#[derive(Debug, Default)]
+pub struct WebhookWatch {
+    /// Polls of `GET /v1/webhooks` made.
+    pub checks: AtomicU64,
+    /// Polls or re-enables that failed (API down, bad credentials).
+    pub errors: AtomicU64,
+    /// Times the webhook was re-enabled.
+    pub reactivations: AtomicU64,
+    /// True while the webhook is missing or `is_active: false` (InsightIQ does not deliver).
+    pub inactive: std::sync::atomic::AtomicBool,
+}
+
+/// Polls of the webhook watcher.
+pub const WEBHOOK_CHECKS: &str = "hooklake_webhook_checks_total";
+/// Failed polls or re-enables.
+pub const WEBHOOK_ERRORS: &str = "hooklake_webhook_check_errors_total";
+/// Re-enables of hooklake's webhook.
+pub const WEBHOOK_REACTIVATIONS: &str = "hooklake_webhook_reactivations_total";
+/// 1 when hooklake's webhook is inactive or missing at InsightIQ.
+pub const WEBHOOK_INACTIVE: &str = "hooklake_webhook_inactive";
+
 /// All metrics of a running pipeline.
 #[derive(Debug, Default)]
 pub struct Metrics {
     sources: Mutex<BTreeMap<String, Arc<SourceMetrics>>>,
     sinks: Mutex<BTreeMap<String, Arc<SinkMetrics>>>,
     enrich: Mutex<BTreeMap<String, Arc<EnrichMetrics>>>,
+    plugins: Mutex<BTreeMap<String, Arc<PluginMetrics>>>,
+    /// The webhook watcher's view, when one runs.
+    pub webhook: Arc<WebhookWatch>,
+    webhook_watched: std::sync::atomic::AtomicBool,
     /// Group commit latency.
     pub commit_latency: Histogram,
     commits: AtomicU64,
@@ -208,6 +284,25 @@ impl Metrics {
             Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
             Err(_) => Arc::new(EnrichMetrics::default()),
         }
+    }
+
+    /// The counters of `wasm` stage `name`.
+    pub fn plugins(&self, name: &str) -> Arc<PluginMetrics> {
+        match self.plugins.lock() {
+            Ok(mut m) => Arc::clone(m.entry(name.to_owned()).or_default()),
+            Err(_) => Arc::new(PluginMetrics::default()),
+        }
+    }
+
+    /// The webhook watcher's state, marking that one runs (its metrics are rendered from then on).
+    pub fn watch_webhook(&self) -> Arc<WebhookWatch> {
+        self.webhook_watched.store(true, Ordering::Relaxed);
+        Arc::clone(&self.webhook)
+    }
+
+    /// True when a watcher runs and hooklake's webhook is inactive or missing at InsightIQ.
+    pub fn webhook_inactive(&self) -> bool {
+        self.webhook_watched.load(Ordering::Relaxed) && self.webhook.inactive.load(Ordering::Relaxed)
     }
 
     /// Names of sinks that stopped with an error.
@@ -283,8 +378,48 @@ impl Metrics {
             for (name, s) in &sinks {
                 s.upload_latency.render_labelled(&mut out, SINK_UPLOAD_SECONDS, &format!("sink=\"{name}\""));
             }
+            header(&mut out, TABLE_ROWS, "counter", "Rows written, per sink and table.");
+            for (name, s) in &sinks {
+                if let Ok(t) = s.tables.lock() {
+                    for (table, (rows, _)) in t.iter() {
+                        let _ = writeln!(out, "{TABLE_ROWS}{{sink=\"{name}\",table=\"{table}\"}} {rows}");
+                    }
+                }
+            }
+            header(&mut out, TABLE_FILES, "counter", "Files committed, per sink and table.");
+            for (name, s) in &sinks {
+                if let Ok(t) = s.tables.lock() {
+                    for (table, (_, files)) in t.iter() {
+                        let _ = writeln!(out, "{TABLE_FILES}{{sink=\"{name}\",table=\"{table}\"}} {files}");
+                    }
+                }
+            }
         }
         self.render_enrich(&mut out, journal);
+        self.render_plugins(&mut out);
+        self.render_dead_letters(&mut out);
+        if self.webhook_watched.load(Ordering::Relaxed) {
+            let w = &self.webhook;
+            for (name, help, value) in [
+                (WEBHOOK_CHECKS, "Polls of hooklake's webhook at InsightIQ.", w.checks.load(Ordering::Relaxed)),
+                (WEBHOOK_ERRORS, "Failed polls or re-enables.", w.errors.load(Ordering::Relaxed)),
+                (
+                    WEBHOOK_REACTIVATIONS,
+                    "Times hooklake's webhook was re-enabled.",
+                    w.reactivations.load(Ordering::Relaxed),
+                ),
+            ] {
+                header(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+            header(
+                &mut out,
+                WEBHOOK_INACTIVE,
+                "gauge",
+                "1 while hooklake's webhook is inactive or missing at InsightIQ.",
+            );
+            let _ = writeln!(out, "{WEBHOOK_INACTIVE} {}", u8::from(w.inactive.load(Ordering::Relaxed)));
+        }
         for (name, help, value) in [
             (JOURNAL_DEPTH, "Events held in the journal.", journal.entries),
             (JOURNAL_BYTES, "Bytes of events held in the journal.", journal.bytes),
@@ -306,7 +441,7 @@ impl Metrics {
             return;
         }
         type Get = fn(&EnrichMetrics) -> u64;
-        let counters: [(&str, &str, Get); 7] = [
+        let counters: [(&str, &str, Get); 6] = [
             (ENRICH_REQUESTS, "HTTP requests sent to the API (every attempt and page).", |m| {
                 m.requests.load(Ordering::Relaxed)
             }),
@@ -317,7 +452,6 @@ impl Metrics {
                 m.ids_missing.load(Ordering::Relaxed)
             }),
             (ENRICH_EVENTS, "Events handed on.", |m| m.events.load(Ordering::Relaxed)),
-            (DEAD_LETTERS, "Events sent to the dead letters.", |m| m.dead_letters.load(Ordering::Relaxed)),
         ];
         for (metric, help, get) in counters {
             header(out, metric, "counter", help);
@@ -343,6 +477,59 @@ impl Metrics {
         header(out, ENRICH_CALL_SECONDS, "histogram", "Call latency, retries included.");
         for (name, m) in &stages {
             m.call_latency.render_labelled(out, ENRICH_CALL_SECONDS, &format!("stage=\"{name}\""));
+        }
+    }
+}
+
+impl Metrics {
+    /// One family for the dead letters of every stage (enrich and wasm).
+    fn render_dead_letters(&self, out: &mut String) {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        if let Ok(m) = self.enrich.lock() {
+            for (name, e) in m.iter() {
+                counts.insert(name.clone(), e.dead_letters.load(Ordering::Relaxed));
+            }
+        }
+        if let Ok(m) = self.plugins.lock() {
+            for (name, p) in m.iter() {
+                *counts.entry(name.clone()).or_default() += p.dead_letters.load(Ordering::Relaxed);
+            }
+        }
+        if counts.is_empty() {
+            return;
+        }
+        header(out, DEAD_LETTERS, "counter", "Events sent to the dead letters, by stage.");
+        for (name, n) in counts {
+            let _ = writeln!(out, "{DEAD_LETTERS}{{stage=\"{name}\"}} {n}");
+        }
+    }
+
+    fn render_plugins(&self, out: &mut String) {
+        let stages: Vec<(String, Arc<PluginMetrics>)> = self
+            .plugins
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect())
+            .unwrap_or_default();
+        if stages.is_empty() {
+            return;
+        }
+        type Get = fn(&PluginMetrics) -> u64;
+        let counters: [(&str, &str, Get); 3] = [
+            (PLUGIN_CALLS, "Plugin mapper calls (one batch of events each).", |m| m.calls.load(Ordering::Relaxed)),
+            (PLUGIN_EVENTS, "Events given to the plugins.", |m| m.events.load(Ordering::Relaxed)),
+            (PLUGIN_ERRORS, "Events the plugins failed (sent to the dead letters).", |m| {
+                m.dead_letters.load(Ordering::Relaxed)
+            }),
+        ];
+        for (metric, help, get) in counters {
+            header(out, metric, "counter", help);
+            for (name, m) in &stages {
+                let _ = writeln!(out, "{metric}{{stage=\"{name}\"}} {}", get(m));
+            }
+        }
+        header(out, PLUGIN_CALL_SECONDS, "histogram", "Latency of one plugin mapper call.");
+        for (name, m) in &stages {
+            m.latency.render_labelled(out, PLUGIN_CALL_SECONDS, &format!("stage=\"{name}\""));
         }
     }
 }

@@ -28,6 +28,8 @@ use crate::transforms::verify::Verifier;
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the journal is trimmed below the slowest consumer.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the replay queue of the dead letters is looked at.
+pub const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Node {
@@ -351,6 +353,8 @@ pub struct Pipeline {
     sinks: Vec<ParquetSink>,
     shared: Arc<Shared>,
     journal: Arc<EmbeddedJournal>,
+    dead_letters: DeadLetters,
+    api: Option<crate::config::InsightIqApiConfig>,
 }
 
 /// Opens the embedded journal of `config`.
@@ -408,7 +412,8 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
                 let mut built = ParquetSink::build(&sink.name, pc.clone(), shared.metrics.sink(&sink.name))
                     .map_err(|source| BuildError::Sink { sink: sink.name.clone(), source })?
                     .with_sources(upstream_sources(config, sink.inputs.iter().map(|i| i.value.as_str())));
-                if let Some(mapping) = mapping_of(config, sink.inputs.first().map(|i| i.value.as_str()), &mut engine)? {
+                let input = sink.inputs.first().map(|i| i.value.as_str());
+                if let Some(mapping) = mapping_of(config, input, &mut engine, &shared.metrics)? {
                     built = built.with_mapping(mapping);
                 }
                 sinks.push(built);
@@ -428,7 +433,8 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
             .await
             .map_err(|source| BuildError::Journal { dir: config.data_dir.display().to_string(), source })?;
     }
-    Ok(Pipeline { sources, enrich, sinks, shared, journal })
+    let dead_letters = DeadLetters::new(&config.data_dir);
+    Ok(Pipeline { sources, enrich, sinks, shared, journal, dead_letters, api: config.api.clone() })
 }
 
 /// The enrich stages, sharing one rate limiter per API (the limit is per developer account, across endpoints).
@@ -473,6 +479,7 @@ fn mapping_of(
     config: &Config,
     input: Option<&str>,
     engine: &mut Option<wasmtime::Engine>,
+    metrics: &Metrics,
 ) -> Result<Option<crate::sinks::parquet::Mapping>, BuildError> {
     let Some(stage) = config.transforms.iter().find(|t| Some(t.name.as_str()) == input) else { return Ok(None) };
     let TransformConfig::Wasm(wc) = &stage.kind else { return Ok(None) };
@@ -484,7 +491,12 @@ fn mapping_of(
     let plugins = crate::transforms::wasm::Plugins::load(&stage.name, wc, &engine)
         .map_err(|errors| fail(errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ")))?;
     let upstream = stage.inputs.first().map(|i| crate::transforms::enrich::consumer(&i.value)).unwrap_or_default();
-    Ok(Some(crate::sinks::parquet::Mapping { plugins, upstream, dead_letters: DeadLetters::new(&config.data_dir) }))
+    Ok(Some(crate::sinks::parquet::Mapping {
+        plugins,
+        upstream,
+        dead_letters: DeadLetters::new(&config.data_dir),
+        metrics: metrics.plugins(&stage.name),
+    }))
 }
 
 /// The sources that `inputs` lead back to, through admission stages.
@@ -536,10 +548,25 @@ impl Pipeline {
             .collect()
     }
 
+    /// The pipeline's metrics (what `/metrics` serves), for a caller that runs it in-process (`demo`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// The journal's counters now.
+    pub fn journal_stats(&self) -> crate::journal::JournalStats {
+        self.journal.stats()
+    }
+
+    /// A handle that reads the journal's counters while the pipeline runs.
+    pub fn journal_handle(&self) -> Arc<dyn Journal> {
+        Arc::clone(&self.journal) as Arc<dyn Journal>
+    }
+
     /// Serves until `shutdown` resolves; then answers 503 to new requests, lets in-flight ones finish and
     /// their commits land, and closes the journal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { sources, enrich, sinks, shared, journal } = self;
+        let Self { sources, enrich, sinks, shared, journal, dead_letters, api } = self;
         let (tx, rx) = crate::shutdown::channel();
         let (sinks_tx, sinks_rx) = crate::shutdown::channel();
         let mut tasks = Vec::new();
@@ -576,7 +603,11 @@ impl Pipeline {
         }
         let reloads: Vec<_> = stage_plugins.into_iter().collect();
         let reloader = tokio::spawn(reload_on_hangup(reloads, rx.clone()));
-        let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), rx.clone()));
+        let housekeeping = tokio::spawn(housekeeping(Arc::clone(&journal), dead_letters, rx.clone()));
+        let watcher = api.filter(|a| a.webhook_watch.is_some()).map(|a| {
+            let state = shared.metrics.watch_webhook();
+            tokio::spawn(crate::webhooks::watch(a, state, rx.clone()))
+        });
         shutdown.await;
         tracing::info!("shutting down: refusing new deliveries, finishing in-flight ones");
         shared.draining.store(true, Ordering::SeqCst);
@@ -598,6 +629,9 @@ impl Pipeline {
         }
         let _ = housekeeping.await;
         let _ = reloader.await;
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
         // Everything the sinks wrote is no longer needed in the journal.
         match drain(|| journal.trim()).await {
             Ok(n) if n > 0 => tracing::info!(records = n, "trimmed journal below the sinks' checkpoints"),
@@ -676,12 +710,19 @@ async fn reload_on_hangup(plugins: Vec<crate::transforms::wasm::Plugins>, mut sh
     }
 }
 
-async fn housekeeping(journal: Arc<EmbeddedJournal>, mut shutdown: crate::shutdown::Signal) {
+async fn housekeeping(journal: Arc<EmbeddedJournal>, dead_letters: DeadLetters, mut shutdown: crate::shutdown::Signal) {
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut trim = tokio::time::interval(TRIM_INTERVAL);
+    let mut replays = tokio::time::interval(REPLAY_INTERVAL);
     loop {
         tokio::select! {
             _ = crate::shutdown::stopped(&mut shutdown) => return,
+            // Dead letters that `hooklake dead-letters replay` queued go back into the journal.
+            _ = replays.tick() => match crate::dead_letters::inject(&dead_letters, journal.as_ref()).await {
+                Ok(done) if done.appended > 0 => tracing::info!(events = done.appended, "replayed dead letters"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "replaying queued dead letters failed; retrying"),
+            },
             _ = prune.tick() => match drain(|| journal.prune_keys()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(keys = n, "pruned expired dedup keys"),

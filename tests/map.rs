@@ -392,3 +392,105 @@ fn sighup_reloads_a_changed_plugin_without_losing_the_journal_position() {
     let letters = std::fs::read_dir(h.dir.join("data/dead_letters/transforms.map")).unwrap().count();
     assert_eq!(letters, 1, "the event version 1 refused stays a dead letter, to replay");
 }
+
+/// Runs `hooklake ARGS -c <h's config>` and returns (exit code, stdout, stderr).
+fn cli(h: &Hooklake, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hooklake")).args(args).arg("-c").arg(&h.config).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn wait_for(what: &str, h: &Hooklake, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what} did not happen in {limit:?}:\n{}", h.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dead_letters_replayed_after_a_plugin_fix_land_exactly_once_while_running_or_stopped() {
+    let api = Api::start();
+    let plugins = tempfile::tempdir().unwrap();
+    let plugin = poisonable_plugin(plugins.path());
+    let config = config(api.1)
+        .replace(&plugin_path().display().to_string(), &plugin.display().to_string())
+        .replace("plugins = [", "batch = 1\nplugins = [");
+    let h = Hooklake::start_with(&config);
+    for id in ["ok-1", "poison!-2", "ok-3", "poison!-4"] {
+        assert_eq!(h.post(common::envelope(id).as_bytes()).0, 200);
+    }
+    let letters = h.dir.join("data/dead_letters/transforms.map");
+    wait_for("two dead letters", &h, Duration::from_secs(60), || {
+        std::fs::read_dir(&letters).map_or(0, Iterator::count) == 2
+    });
+    let (code, listed, err) = cli(&h, &["dead-letters", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(listed.contains("poison!-2") && listed.contains("poison!-4"), "{listed}");
+    assert!(listed.contains("2 dead letters, by stage and reason"), "{listed}");
+    assert!(listed.contains("poisoned event"), "{listed}");
+    let (code, shown, _) = cli(&h, &["dead-letters", "show", "poison!-4"]);
+    assert_eq!(code, 0);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let seq4 = shown["seq"].as_u64().unwrap();
+    let (code, _, err) = cli(&h, &["dead-letters", "replay"]);
+    assert_eq!(code, 2, "replay without a selector is refused: {err}");
+    assert!(err.contains("--all"), "{err}");
+
+    // The fix: version 2 maps what version 1 refused. Replay one letter while the pipeline runs.
+    let v2 = std::fs::read_to_string(&plugin).unwrap().replace("(i32.const 33)", "(i32.const 126)");
+    std::fs::write(&plugin, v2).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &h.child.id().to_string()]).status().unwrap().success());
+    wait_for("the reload", &h, Duration::from_secs(30), || h.stderr().contains("reloaded plugins"));
+    let (code, out, err) = cli(&h, &["dead-letters", "replay", "--id", "poison!-2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 1 dead letter"), "{out}");
+    wait_for("the replayed event handed on", &h, Duration::from_secs(60), || {
+        h.metric("hooklake_enrich_events_total{stage=\"enrich\"}") == Some(5.0)
+    });
+    let (code, h) = h.stop();
+    assert_eq!(code, 0, "{}", h.stderr());
+
+    // The other one while it is stopped: the command appends it to the journal; the next run lands it.
+    let (code, out, err) = cli(&h, &["dead-letters", "replay", "--seq", &seq4.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 1 dead letter into the journal"), "{out}");
+    let (_, out, _) = cli(&h, &["dead-letters", "replay", "--all"]);
+    assert!(out.contains("no dead letters match"), "both letters left the dead letters: {out}");
+    let again = Hooklake::spawn_in(&h.dir);
+    wait_for("the second replay handed on", &again, Duration::from_secs(60), || {
+        again.metric("hooklake_enrich_backlog{stage=\"enrich\"}") == Some(0.0)
+    });
+    let (code, again) = again.stop();
+    assert_eq!(code, 0, "{}", again.stderr());
+
+    let lake = lake_tables(&h.dir.join("lake"));
+    let rows: BTreeMap<String, u64> = lake["tables"]["t"]["rows_by_event"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    let want: BTreeMap<String, u64> =
+        ["ok-1", "poison!-2", "ok-3", "poison!-4"].iter().map(|id| ((*id).to_owned(), 1)).collect();
+    assert_eq!(rows, want, "every event in the mapped table exactly once");
+    let raw: Vec<&str> = lake["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(raw, vec!["ok-1", "poison!-2", "ok-3", "poison!-4"], "the raw table never takes a replay");
+    let dir = std::fs::read_dir(&letters).unwrap().count();
+    assert_eq!(dir, 0, "no dead letter left");
+    // Lineage: the replayed row keeps the event's original journal seq.
+    let seqs = lake_seqs(&h.dir.join("lake/t"));
+    assert_eq!(seqs.get("poison!-4"), Some(&seq4), "{seqs:?}");
+}
+
+/// `_event_id` → `_seq` of a mapped table, with DuckDB.
+fn lake_seqs(table: &Path) -> BTreeMap<String, u64> {
+    let pattern = table.join("**/*.parquet");
+    let code = format!(
+        "import duckdb, json; print(json.dumps(dict(duckdb.sql(\"SELECT _event_id, _seq FROM read_parquet('{}')\").fetchall())))",
+        pattern.display()
+    );
+    let out = Command::new("python3").args(["-c", &code]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

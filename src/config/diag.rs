@@ -256,6 +256,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional duration string.
+    pub fn opt_duration(&mut self, d: &mut Diagnostics<'_>, key: &str) -> Option<Duration> {
+        let s = self.opt_string(d, key)?;
+        match values::parse_duration(&s.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                d.error(s.span, format!("{}.{key}: {e}", self.path));
+                None
+            }
+        }
+    }
+
     /// A size string (`1MiB`, `512KiB`, `10GB`) or a plain integer of bytes.
     pub fn size(&mut self, d: &mut Diagnostics<'_>, key: &str, default: u64) -> u64 {
         let Some(item) = self.item(key) else { return default };

@@ -86,6 +86,13 @@ pub struct InsightIqApiConfig {
     pub rate_limit: u64,
     /// `timeout`: per request (default 30s).
     pub timeout: Duration,
+    /// `webhook_url`: the public URL InsightIQ delivers to (hooklake's own webhook): the default of
+    /// `hooklake webhooks ensure --url` and the webhook `webhook_watch` looks after.
+    pub webhook_url: Option<String>,
+    /// `webhook_watch`: how often `run` checks that hooklake's webhook is still active (off when unset).
+    pub webhook_watch: Option<Duration>,
+    /// `auto_reactivate`: re-enable hooklake's webhook when InsightIQ has deactivated it (default false).
+    pub auto_reactivate: bool,
 }
 
 /// A named stage with its inputs.
@@ -265,8 +272,27 @@ fn parse_api(item: &Item, d: &mut Diagnostics<'_>) -> Option<InsightIqApiConfig>
         let client_secret = f.opt_secret(d, "client_secret").map(|s| s.value);
         let rate_limit = f.integer(d, "rate_limit", 10, 1..10_001);
         let timeout = f.duration(d, "timeout", Duration::from_secs(30));
+        let webhook_url = f.opt_string(d, "webhook_url").map(|s| s.value);
+        let webhook_watch = f.opt_duration(d, "webhook_watch");
+        let auto_reactivate = f.boolean(d, "auto_reactivate", false);
+        if (webhook_watch.is_some() || auto_reactivate) && webhook_url.is_none() {
+            d.error(
+                t.get("webhook_watch").or_else(|| t.get("auto_reactivate")).and_then(Item::span),
+                "api.insightiq: `webhook_watch` and `auto_reactivate` look after the webhook at `webhook_url`; set `webhook_url`",
+            );
+        }
         f.finish(d);
-        out = Some(InsightIqApiConfig { environment, base_url, client_id, client_secret, rate_limit, timeout });
+        out = Some(InsightIqApiConfig {
+            environment,
+            base_url,
+            client_id,
+            client_secret,
+            rate_limit,
+            timeout,
+            webhook_url,
+            webhook_watch,
+            auto_reactivate,
+        });
     }
     af.finish(d);
     out

@@ -33,10 +33,14 @@ pub struct Mapping {
     pub upstream: String,
     /// Where unmappable events go.
     pub dead_letters: DeadLetters,
+    /// Calls, failures and latency of the stage's plugins.
+    pub metrics: Arc<crate::metrics::PluginMetrics>,
 }
 
 /// One file's worth of rows.
 pub struct MappedFile {
+    /// The table.
+    pub table: String,
     /// Object path.
     pub path: object_store::path::Path,
     /// The rows, as a batch of the table's schema.
@@ -55,29 +59,45 @@ pub fn map_files(
     prefix: &object_store::path::Path,
     now: i64,
 ) -> Result<(Vec<MappedFile>, usize), String> {
-    let bytes: Vec<&[u8]> = docs.iter().map(|d| d.bytes.as_slice()).collect();
     let mapper = mapping.plugins.current();
+    let stage = format!("transforms.{}", mapper.stage());
+    let upstream = mapping.upstream.strip_prefix("transform.").map(|n| format!("transforms.{n}"));
+    // A replayed dead letter is for the stage that gave up on it and the stages after it only.
+    let docs: Vec<&Doc> = docs
+        .iter()
+        .copied()
+        .filter(|d| d.replay.as_ref().is_none_or(|r| r.stage == stage || Some(&r.stage) == upstream.as_ref()))
+        .collect();
+    let bytes: Vec<&[u8]> = docs.iter().map(|d| d.bytes.as_slice()).collect();
+    let started = std::time::Instant::now();
     let outcomes = mapper.map(&bytes);
+    mapping.metrics.mapped(bytes.len(), started.elapsed());
     let mut groups: BTreeMap<(String, Partition), Group> = BTreeMap::new();
     let mut dead = 0;
-    let stage = format!("transforms.{}", mapper.stage());
     for (doc, outcome) in docs.iter().zip(outcomes) {
+        // The event's lineage: a replay keeps its original seq.
+        let lineage = doc.replay.as_ref().map_or(doc.seq, |r| r.seq);
         match outcome {
             Outcome::Unclaimed => {}
             Outcome::Failed(reason) => {
-                tracing::error!(stage, event_id = doc.id, seq = doc.seq, reason, "event sent to the dead letters");
+                tracing::error!(stage, event_id = doc.id, seq = lineage, reason, "event sent to the dead letters");
+                let mut document = doc.bytes.clone();
+                if doc.replay.is_some() {
+                    document = strip_replay(&document);
+                }
                 let letter = DeadLetter::of_document(
                     &stage,
-                    doc.seq,
+                    lineage,
                     &doc.id,
                     &doc.event,
                     &doc.source,
                     doc.received_at,
-                    &doc.bytes,
+                    &document,
                     reason,
                     now,
                 );
                 mapping.dead_letters.put(&letter).map_err(|e| format!("writing a dead letter: {e}"))?;
+                mapping.metrics.dead_letters.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 dead += 1;
             }
             Outcome::Rows(tables) => {
@@ -88,7 +108,7 @@ pub fn map_files(
                         row.insert("_event_id".into(), Value::from(doc.id.as_str()));
                         row.insert("_event_type".into(), Value::from(doc.event.as_str()));
                         row.insert("_received_at".into(), Value::from(doc.received_at));
-                        row.insert("_seq".into(), Value::from(doc.seq));
+                        row.insert("_seq".into(), Value::from(lineage));
                         group.push(row);
                         seqs.push(doc.seq);
                     }
@@ -110,7 +130,19 @@ pub fn map_files(
             .flush()
             .map_err(|e| format!("table {table}: {e}"))?
             .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
-        files.push(MappedFile { path: file_path(prefix, &table, &partition, *first, *last), batch });
+        let path = file_path(prefix, &table, &partition, *first, *last);
+        files.push(MappedFile { table, path, batch });
     }
     Ok((files, dead))
+}
+
+/// The document without its `_replay` marker (a letter stores the document as the stage first saw it).
+fn strip_replay(document: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(document) {
+        Ok(Value::Object(mut m)) => {
+            m.remove("_replay");
+            serde_json::to_vec(&Value::Object(m)).unwrap_or_else(|_| document.to_vec())
+        }
+        _ => document.to_vec(),
+    }
 }

@@ -171,6 +171,8 @@ pub struct Doc {
     pub received_at: i64,
     /// The document.
     pub bytes: Vec<u8>,
+    /// Set when the document is a replayed dead letter's.
+    pub replay: Option<crate::dead_letters::Replay>,
 }
 
 impl Doc {
@@ -183,10 +185,12 @@ impl Doc {
             event: String,
             source: String,
             received_at: String,
+            #[serde(rename = "_replay")]
+            replay: Option<crate::dead_letters::Replay>,
         }
         let head: Head = serde_json::from_slice(&bytes).unwrap_or_default();
         let received_at = crate::clock::parse_timestamp(&head.received_at).unwrap_or_default();
-        Self { seq, id: head.id, event: head.event, source: head.source, received_at, bytes }
+        Self { seq, id: head.id, event: head.event, source: head.source, received_at, bytes, replay: head.replay }
     }
 }
 
@@ -272,8 +276,10 @@ impl ParquetSink {
         self
     }
 
+    /// True for the events of this sink's sources; never for a replayed dead letter (the raw table holds it).
     fn accepts(&self, record: &Record) -> bool {
         self.sources.as_ref().is_none_or(|s| s.contains(&record.entry.source))
+            && crate::dead_letters::Replay::of(&record.entry).is_none()
     }
 
     /// The plugins this sink runs, if it writes mapped tables.
@@ -481,7 +487,7 @@ impl ParquetSink {
         let now = crate::clock::Clock::now_micros(&crate::clock::SystemClock);
         // Mapping, building and compressing files is CPU work: keep it off the threads that answer webhooks.
         let files = tokio::task::spawn_blocking(
-            move || -> Result<Vec<(object_store::path::Path, usize, bytes::Bytes)>, String> {
+            move || -> Result<Vec<(String, object_store::path::Path, usize, bytes::Bytes)>, String> {
                 let mut out = Vec::new();
                 if let Some(mapping) = mapping {
                     let docs: Vec<&Doc> = units
@@ -496,7 +502,7 @@ impl ParquetSink {
                         let rows = f.batch.num_rows();
                         let bytes = encode(f.batch.schema(), &[f.batch], codec, row_group)
                             .map_err(|e| format!("encoding parquet: {e}"))?;
-                        out.push((f.path, rows, bytes));
+                        out.push((f.table, f.path, rows, bytes));
                     }
                     return Ok(out);
                 }
@@ -508,19 +514,18 @@ impl ParquetSink {
                     let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
                     let bytes = encode(batch.schema(), &[batch], codec, row_group)
                         .map_err(|e| format!("encoding parquet: {e}"))?;
-                    out.push((file.path, file.records.len(), bytes));
+                    out.push((EVENTS.to_owned(), file.path, file.records.len(), bytes));
                 }
                 Ok(out)
             },
         )
         .await
         .map_err(|e| format!("encoder task failed: {e}"))??;
-        for (path, rows, bytes) in files {
+        for (table, path, rows, bytes) in files {
             let started = Instant::now();
             let size = bytes.len();
             upload(self.lake.store.as_ref(), &path, bytes).await.map_err(|e| format!("uploading {path}: {e}"))?;
-            self.metrics.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.metrics.rows.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.wrote(&table, rows as u64);
             self.metrics.upload_latency.observe(started.elapsed());
             tracing::info!(sink = %self.name, %path, rows, bytes = size, "wrote file");
         }

@@ -298,6 +298,13 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
         "/health" => Some(plain(StatusCode::OK, "ok\n", "text/plain")),
         "/ready" => Some(match ctx.shared.not_ready() {
             Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"), "text/plain"),
+            // Still ready (taking this instance out of a load balancer would not bring deliveries back), but
+            // said: InsightIQ stopped delivering to hooklake's webhook.
+            None if ctx.shared.metrics.webhook_inactive() => plain(
+                StatusCode::OK,
+                "ready; warning: hooklake's InsightIQ webhook is inactive or missing (no deliveries); see `hooklake webhooks list`\n",
+                "text/plain",
+            ),
             None => plain(StatusCode::OK, "ready\n", "text/plain"),
         }),
         "/metrics" => {

@@ -36,7 +36,7 @@ use self::config::IncomeChoice;
 use self::limiter::RateLimiter;
 use self::plan::{Plan, Skip};
 use crate::clock::SharedClock;
-use crate::dead_letters::{DeadLetter, DeadLetters};
+use crate::dead_letters::{DeadLetter, DeadLetters, Replay};
 use crate::journal::{Journal, JournalError, Record};
 use crate::metrics::EnrichMetrics;
 use crate::shutdown::{Signal, stopped};
@@ -97,6 +97,9 @@ struct Enriched<'a> {
     missing: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<&'a str>,
+    /// Set on a replayed dead letter: where it came from (see `dead_letters`).
+    #[serde(rename = "_replay", skip_serializing_if = "Option::is_none")]
+    replay: Option<Replay>,
 }
 
 impl Enrich {
@@ -178,11 +181,23 @@ impl Enrich {
                 exhausted = batch.len() < READ_BATCH;
                 for record in batch {
                     next_read = record.seq + 1;
-                    if self.sources.contains(&record.entry.source) {
-                        let seq = record.seq;
-                        let (wants, flight) = self.prepare(record);
-                        tracker.add(seq, wants, origin.elapsed());
-                        in_flight.insert(seq, flight);
+                    if !self.sources.contains(&record.entry.source) {
+                        continue;
+                    }
+                    let seq = record.seq;
+                    match Replay::of(&record.entry) {
+                        // A replayed `wasm` letter: its stored document goes on as it is, nothing is fetched.
+                        Some(r) if r.document => {
+                            ready_bytes += record.entry.body.len();
+                            ready.insert(seq, Some(record.entry.body.to_vec()));
+                        }
+                        // Another stage's replay: not for this one.
+                        Some(r) if r.stage != self.dead_letter_stage() => {}
+                        _ => {
+                            let (wants, flight) = self.prepare(record);
+                            tracker.add(seq, wants, origin.elapsed());
+                            in_flight.insert(seq, flight);
+                        }
                     }
                 }
             }
@@ -287,8 +302,11 @@ impl Enrich {
             Done::Enriched { resources, missing } => {
                 self.learn_platforms(&record.entry.event, &resources);
                 let e = &record.entry;
+                let replay = Replay::of(e);
                 let doc = Enriched {
-                    seq: record.seq,
+                    // A replay keeps its original seq: the lake's `_seq` is the event's lineage.
+                    seq: replay.as_ref().map_or(record.seq, |r| r.seq),
+                    replay,
                     id: &e.id,
                     event: &e.event,
                     name: e.name.as_deref(),
@@ -311,8 +329,13 @@ impl Enrich {
                     request_id = failure.request_id,
                     "event sent to the dead letters"
                 );
+                // A replay that fails again is the same letter again, under the event's original seq.
+                let mut record = record;
+                if let Some(r) = Replay::of(&record.entry) {
+                    record.seq = r.seq;
+                }
                 let letter = DeadLetter::new(
-                    &format!("transforms.{}", self.name),
+                    &self.dead_letter_stage(),
                     &record,
                     failure.reason,
                     failure.attempts,
@@ -324,6 +347,11 @@ impl Enrich {
                 None
             }
         }
+    }
+
+    /// This stage's name in dead letters and replay markers.
+    fn dead_letter_stage(&self) -> String {
+        format!("transforms.{}", self.name)
     }
 
     /// Writes a dead letter, retrying until the disk takes it: the checkpoint must not pass an event that is
