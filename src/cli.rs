@@ -55,7 +55,7 @@ enum Command {
     /// until the lake holds them, prints a summary. No credentials, no cloud.
     Demo(hooklake::demo::DemoArgs),
     /// Manage InsightIQ webhooks through /v1/webhooks (credentials from [api.insightiq]).
-    Webhooks(WebhooksArgs),
+    Webhooks(WebhooksCli),
     /// Inspect, replay and purge dead letters (events a stage gave up on).
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -64,7 +64,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct WebhooksArgs {
+struct WebhooksCli {
     /// The pipeline config (its [api.insightiq] table).
     #[arg(short, long, default_value = "config.toml", global = true)]
     config: PathBuf,
@@ -201,7 +201,9 @@ enum JournalCommand {
 /// Runs the CLI.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo's own progress and summary are its output: only warnings from the pipeline it runs.
+    let default_level = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Validate(a) => match load(&a.config) {
             Ok(_) => {
@@ -338,9 +340,9 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -169,12 +169,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
         progress.set(landed.min(next_seq), next_seq.max(args.events), &detail);
         if Instant::now() > deadline {
             progress.finish(landed.min(next_seq), next_seq, &detail);
+            drop(journal);
             let _ = stop_tx.send(());
             let _ = running.await;
             bail!("the lake did not catch up within {LAND_TIMEOUT:?}; see the logs above");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The pipeline closes its journal when it stops: let go of the handle first.
+    drop(journal);
     let _ = stop_tx.send(());
     running.await.context("the pipeline task failed")?;
     let report = report.context("the sender did not finish")?;

@@ -26,15 +26,16 @@ fn duckdb_view(lake: &Path, query: &str) -> Value {
     let script = format!(
         r#"
 import duckdb, glob, json, os
+con = duckdb.connect()
 lake = {lake:?}
 out = {{"tables": {{}}}}
 for t in sorted(os.listdir(lake)):
     files = glob.glob(os.path.join(lake, t, "**", "*.parquet"), recursive=True)
     if files:
-        out["tables"][t] = {{"rows": duckdb.sql(f"SELECT count(*) FROM read_parquet({{files!r}})").fetchone()[0], "files": len(files)}}
+        out["tables"][t] = {{"rows": con.execute(f"SELECT count(*) FROM read_parquet({{files!r}})").fetchone()[0], "files": len(files)}}
 ev = os.path.join(lake, "events", "**", "*.parquet")
-out["events_distinct"], out["events_total"] = duckdb.sql(f"SELECT count(DISTINCT _event_id), count(*) FROM read_parquet('{{ev}}')").fetchone()
-out["query_rows"] = len(duckdb.sql({sql:?}).fetchall())
+out["events_distinct"], out["events_total"] = con.execute(f"SELECT count(DISTINCT _event_id), count(*) FROM read_parquet('{{ev}}')").fetchone()
+out["query_rows"] = len(con.execute({sql:?}).fetchall())
 print(json.dumps(out))
 "#,
         lake = lake.display().to_string(),

@@ -487,7 +487,7 @@ fn dead_letters_replayed_after_a_plugin_fix_land_exactly_once_while_running_or_s
 fn lake_seqs(table: &Path) -> BTreeMap<String, u64> {
     let pattern = table.join("**/*.parquet");
     let code = format!(
-        "import duckdb, json; print(json.dumps(dict(duckdb.sql(\"SELECT _event_id, _seq FROM read_parquet('{}')\").fetchall())))",
+        "import duckdb, json; print(json.dumps(dict(duckdb.connect().execute(\"SELECT _event_id, _seq FROM read_parquet('{}')\").fetchall())))",
         pattern.display()
     );
     let out = Command::new("python3").args(["-c", &code]).output().unwrap();
