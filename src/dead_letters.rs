@@ -411,6 +411,42 @@ mod tests {
     }
 
     #[test]
+    fn selectors_must_all_match_and_none_selects_nothing() {
+        let a = DeadLetter::new("transforms.enrich", &record(1), "API answered 503".into(), 3, None, 0);
+        let b = DeadLetter::new("transforms.map", &record(2), "plugin trapped".into(), 1, None, 0);
+        let pick = |s: &Selection| [&a, &b].iter().filter(|l| s.matches(l)).map(|l| l.seq).collect::<Vec<_>>();
+        assert_eq!(pick(&Selection::default()), Vec::<u64>::new());
+        assert_eq!(pick(&Selection { all: true, ..Selection::default() }), vec![1, 2]);
+        assert_eq!(pick(&Selection { stage: Some("map".into()), ..Selection::default() }), vec![2]);
+        assert_eq!(pick(&Selection { stage: Some("transforms.enrich".into()), ..Selection::default() }), vec![1]);
+        assert_eq!(pick(&Selection { reason: Some("TRAPPED".into()), ..Selection::default() }), vec![2]);
+        assert_eq!(pick(&Selection { ids: vec!["ev-1".into()], ..Selection::default() }), vec![1]);
+        let both = Selection { seqs: vec![2], stage: Some("enrich".into()), ..Selection::default() };
+        assert_eq!(pick(&both), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_replay_entry_is_marked_keyed_per_letter_and_carries_the_document_when_there_is_one() {
+        let raw = DeadLetter::new("transforms.enrich", &record(7), "down".into(), 3, None, 5);
+        let entry = raw.replay_entry().unwrap();
+        assert_eq!(entry.body.as_ref(), br#"{"id":"x"}"#);
+        assert_eq!(Replay::of(&entry), Some(Replay { stage: "transforms.enrich".into(), seq: 7, document: false }));
+        assert_eq!(entry.dedup_key.as_deref(), Some(raw.replay_key().as_str()));
+        let again = DeadLetter { dead_at: crate::clock::format_micros(6), ..raw.clone() };
+        assert_ne!(again.replay_key(), raw.replay_key(), "a letter written again can be replayed again");
+
+        let doc =
+            DeadLetter::of_document("transforms.map", 9, "e", "CONTENTS.ADDED", "s", 0, br#"{"seq":9}"#, "x".into(), 0);
+        let entry = doc.replay_entry().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&entry.body).unwrap();
+        assert_eq!(body["seq"], 9);
+        assert_eq!(body["_replay"]["stage"], "transforms.map");
+        assert_eq!(body["_replay"]["document"], true);
+        let broken = DeadLetter { document: Some("[1]".into()), ..doc };
+        assert!(broken.replay_entry().is_err());
+    }
+
+    #[test]
     fn writing_the_same_letter_twice_keeps_one_file_and_list_reads_them_back_in_order() {
         let tmp = tempfile::tempdir().unwrap();
         let store = DeadLetters::new(tmp.path());

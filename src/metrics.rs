@@ -572,6 +572,45 @@ mod tests {
     }
 
     #[test]
+    fn tables_plugins_dead_letters_and_the_webhook_watch_are_rendered_once_per_family() {
+        let m = Metrics::default();
+        let sink = m.sink("lake");
+        sink.wrote("contents", 10);
+        sink.wrote("contents", 5);
+        sink.wrote("comments", 7);
+        let p = m.plugins("map");
+        p.mapped(64, Duration::from_millis(3));
+        p.dead_letters.fetch_add(2, Ordering::Relaxed);
+        m.enrich("enrich").dead_letters.fetch_add(1, Ordering::Relaxed);
+        let stats = JournalStats::default();
+        assert!(!m.render(&stats).contains(WEBHOOK_INACTIVE), "no watcher, no webhook metrics");
+        m.watch_webhook().inactive.store(true, Ordering::Relaxed);
+        assert!(m.webhook_inactive());
+        let text = m.render(&stats);
+        for line in [
+            "hooklake_table_rows_total{sink=\"lake\",table=\"contents\"} 15",
+            "hooklake_table_files_total{sink=\"lake\",table=\"contents\"} 2",
+            "hooklake_table_rows_total{sink=\"lake\",table=\"comments\"} 7",
+            "hooklake_sink_rows_total{sink=\"lake\"} 22",
+            "hooklake_plugin_calls_total{stage=\"map\"} 1",
+            "hooklake_plugin_events_total{stage=\"map\"} 64",
+            "hooklake_plugin_errors_total{stage=\"map\"} 2",
+            "hooklake_plugin_call_seconds_count{stage=\"map\"} 1",
+            "hooklake_dead_letters_total{stage=\"enrich\"} 1",
+            "hooklake_dead_letters_total{stage=\"map\"} 2",
+            "hooklake_webhook_inactive 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+        // Prometheus wants each family's samples together, under one TYPE line.
+        let mut types: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        let n = types.len();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), n, "a family declared twice");
+    }
+
+    #[test]
     fn stopped_sinks_are_listed_for_readiness() {
         let m = Metrics::default();
         m.sink("raw");

@@ -324,4 +324,27 @@ fn a_call_that_keeps_failing_dead_letters_its_events_and_the_stage_goes_on() {
         assert_eq!(serde_json::from_str::<Value>(letter["body"].as_str().unwrap()).unwrap()["id"], id);
     }
     assert!(!h.stderr().contains(API_SECRET), "the API secret never reaches the logs");
+
+    // The API is back: replay the stage's letters (the pipeline is stopped, so the command appends them to the
+    // journal itself); the next run fetches them again and hands them on once, under their original seq.
+    let out = Command::new(env!("CARGO_BIN_EXE_hooklake"))
+        .args(["dead-letters", "replay", "--stage", "enrich", "-c"])
+        .arg(&h.config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("replayed 2 dead letters"), "{stdout}");
+    let again = Hooklake::spawn_in(&h.dir);
+    wait_handed_on(&again, Duration::from_secs(60));
+    let (code, again) = again.stop();
+    assert_eq!(code, 0, "{}", again.stderr());
+    let docs = handed_on(&h.config);
+    assert_eq!(docs.keys().cloned().collect::<Vec<_>>(), vec!["doomed-1", "doomed-2", "fine-1"]);
+    for letter in &letters {
+        let doc = &docs[letter["event_id"].as_str().unwrap()];
+        check_doc(doc, 0);
+        assert_eq!(doc["seq"], letter["seq"], "the replay keeps the event's seq");
+        assert_eq!(doc["_replay"]["stage"], "transforms.enrich");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no letter left");
 }
