@@ -235,10 +235,14 @@ pub fn main() -> ExitCode {
             runtime_then(|| async move { journal_stats(&config) })
         }
         Command::Demo(args) => {
+            let config = match load(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
             let ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
             let flag = Arc::clone(&ok);
             let code = runtime_then(|| async move {
-                let summary = hooklake::demo::run(&args).await?;
+                let summary = hooklake::demo::run(config, &args).await?;
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&summary)?);
                 } else {

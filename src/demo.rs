@@ -104,11 +104,10 @@ pub struct Summary {
 /// Runs the demo.
 ///
 /// # Errors
-/// When the config cannot be loaded or run (a missing plugin, a lake folder that is not the demo's), or the
+/// When the config cannot be run (a missing plugin, a lake folder that is not the demo's), or the
 /// lake cannot be read back.
-pub async fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
+pub async fn run(mut config: Config, args: &DemoArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let mut config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let lake = prepare_lake(&args.lake)?;
     let data_dir = std::env::temp_dir().join(format!("hooklake-demo-{}-{}", std::process::id(), now_nanos()));
     let _cleanup = RemoveOnDrop(data_dir.clone());

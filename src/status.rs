@@ -93,7 +93,7 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 fn ms(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
-        Some(v) if v.is_infinite() => "slow".into(),
+        Some(v) if v.is_infinite() => ">1s".into(),
         Some(v) => format!("≤{}ms", (v * 1000.0).round()),
     }
 }

@@ -424,6 +424,14 @@ fn dead_letters_replayed_after_a_plugin_fix_land_exactly_once_while_running_or_s
     wait_for("two dead letters", &h, Duration::from_secs(60), || {
         std::fs::read_dir(&letters).map_or(0, Iterator::count) == 2
     });
+    // The overview of the running instance names every stage and the letters.
+    let url = format!("http://{}/metrics", h.addr);
+    let (code, screen, err) = cli(&h, &["status", "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    for part in ["SOURCES", "insightiq", "JOURNAL", "ENRICH", "PLUGINS", "map ", "errors 2", "SINKS", "DEAD LETTERS  2"]
+    {
+        assert!(screen.contains(part), "no `{part}` in:\n{screen}");
+    }
     let (code, listed, err) = cli(&h, &["dead-letters", "list"]);
     assert_eq!(code, 0, "{err}");
     assert!(listed.contains("poison!-2") && listed.contains("poison!-4"), "{listed}");

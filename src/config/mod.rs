@@ -280,6 +280,11 @@ fn parse_api(item: &Item, d: &mut Diagnostics<'_>) -> Option<InsightIqApiConfig>
                 t.get("webhook_watch").or_else(|| t.get("auto_reactivate")).and_then(Item::span),
                 "api.insightiq: `webhook_watch` and `auto_reactivate` look after the webhook at `webhook_url`; set `webhook_url`",
             );
+        } else if auto_reactivate && webhook_watch.is_none() {
+            d.error(
+                t.get("auto_reactivate").and_then(Item::span),
+                "api.insightiq: `auto_reactivate` acts when `webhook_watch` finds the webhook inactive; set `webhook_watch` (e.g. \"5m\")",
+            );
         }
         f.finish(d);
         out = Some(InsightIqApiConfig {

@@ -335,3 +335,27 @@ inputs = ["enrich"]
     assert_eq!((e.max_ids, e.max_wait, e.retry_for), (100, Duration::from_millis(500), Duration::from_secs(3600)));
     assert_eq!(e.path(crate::transforms::enrich::plan::Endpoint::Contents), "/v1/social/contents/search");
 }
+
+#[test]
+fn the_webhook_watcher_needs_its_url_and_reactivation_needs_the_watcher() {
+    let api = |lines: &str| format!("[api.insightiq]\nbase_url = \"http://127.0.0.1:1\"\n{lines}\n");
+    insta_like(
+        &errors(&api("webhook_watch = \"1m\"")),
+        "config.toml:3:17: api.insightiq: `webhook_watch` and `auto_reactivate` look after the webhook at `webhook_url`; set `webhook_url`",
+    );
+    insta_like(
+        &errors(&api("webhook_url = \"https://h/x\"\nauto_reactivate = true")),
+        "config.toml:4:19: api.insightiq: `auto_reactivate` acts when `webhook_watch` finds the webhook inactive; set `webhook_watch` (e.g. \"5m\")",
+    );
+    insta_like(
+        &errors(&api("webhook_url = \"https://h/x\"\nwebhook_watch = \"soon\"")),
+        "config.toml:4:17: api.insightiq.webhook_watch: `soon` is not a duration; write e.g. 500ms, 60s, 5m, 6h or 7d",
+    );
+    let ok = api("webhook_url = \"https://h/x\"\nwebhook_watch = \"5m\"\nauto_reactivate = true");
+    let config = Config::parse(Path::new("config.toml"), &ok, &Env::empty()).unwrap();
+    let a = config.api.unwrap();
+    assert_eq!(
+        (a.webhook_url.as_deref(), a.webhook_watch, a.auto_reactivate),
+        (Some("https://h/x"), Some(Duration::from_secs(300)), true)
+    );
+}
