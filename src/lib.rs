@@ -52,6 +52,8 @@ pub mod config;
 pub mod dead_letters;
 pub mod demo;
 pub mod envelope;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod insightiq;
 pub mod journal;
 pub mod metrics;

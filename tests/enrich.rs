@@ -6,13 +6,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Hooklake, SECRET, config_text, raw_request, request};
+use common::{Hooklake, SECRET, Simulator, config_text};
 use hooklake::simulator::records;
 use hooklake::transforms::enrich::plan::{Endpoint, Plan, plan};
 use serde_json::Value;
@@ -21,52 +20,6 @@ const API_ID: &str = "demo-client";
 const API_SECRET: &str = "example-secret";
 
 /// `hooklake simulate --api-listen` as its own process.
-struct Simulator {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Simulator {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooklake"))
-            .args(["simulate", "--api-listen", "127.0.0.1:0", "--client-id", API_ID, "--client-secret", API_SECRET])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in simulator's first line: {line:?}"));
-        Self { child, addr }
-    }
-
-    fn stats(&self) -> Value {
-        let (status, body) = raw_request(self.addr, &request("GET", "/_sim/stats", &[], b""));
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn faults(&self, faults: &str) {
-        let req = request("PUT", "/_sim/faults", &[("Content-Type", "application/json")], faults.as_bytes());
-        let (status, body) = raw_request(self.addr, &req);
-        assert!((200..300).contains(&status), "{status} {body}");
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn enrich_config(api: SocketAddr, enrich_lines: &str) -> String {
     format!(
         r#"{}
@@ -188,6 +141,10 @@ fn check_doc(doc: &Value, missing_permille: u32) {
 fn every_event_gets_its_records_through_faults_without_ever_exceeding_the_rate_limit() {
     let missing_permille = 20;
     let sim = Simulator::start(&[
+        "--client-id",
+        API_ID,
+        "--client-secret",
+        API_SECRET,
         "--rate-limit",
         "10",
         "--throttle-permille",
@@ -259,7 +216,7 @@ fn every_event_gets_its_records_through_faults_without_ever_exceeding_the_rate_l
 fn an_api_outage_with_a_crash_in_the_middle_loses_nothing() {
     let outage =
         Duration::from_secs(std::env::var("HOOKLAKE_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120));
-    let sim = Simulator::start(&[]);
+    let sim = Simulator::start(&["--client-id", API_ID, "--client-secret", API_SECRET]);
     sim.faults(r#"{"down": true}"#);
     let started = Instant::now();
     let h = Hooklake::start_with(&enrich_config(sim.addr, ""));
@@ -287,7 +244,7 @@ fn an_api_outage_with_a_crash_in_the_middle_loses_nothing() {
 
 #[test]
 fn a_call_that_keeps_failing_dead_letters_its_events_and_the_stage_goes_on() {
-    let sim = Simulator::start(&[]);
+    let sim = Simulator::start(&["--client-id", API_ID, "--client-secret", API_SECRET]);
     sim.faults(r#"{"down": true}"#);
     let h = Hooklake::start_with(&enrich_config(sim.addr, r#"retry_for = "2s""#));
     for id in ["doomed-1", "doomed-2"] {

@@ -7,13 +7,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Hooklake, SECRET, config_text};
+use common::{Hooklake, SECRET, Simulator, config_text, expected_rows, lake_tables};
 use hooklake::simulator::records;
 use hooklake::transforms::wasm::host::{Limits, Plugin, engine};
 use hooklake::transforms::wasm::schema::table_schema;
@@ -23,30 +22,6 @@ fn plugin_path() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/insightiq.wasm");
     assert!(path.exists(), "{} is missing: run plugins/build.sh (CI does)", path.display());
     path
-}
-
-struct Api(Child, SocketAddr);
-
-impl Api {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooklake"))
-            .args(["simulate", "--api-listen", "127.0.0.1:0", "--rate-limit", "100"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().parse().unwrap();
-        Self(child, addr)
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn config(api: SocketAddr) -> String {
@@ -94,37 +69,10 @@ fn wait_enriched(h: &Hooklake, limit: Duration) {
     }
 }
 
-fn lake_tables(dir: &Path) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lake_tables.py");
-    let out = Command::new("python3").arg(script).arg(dir).output().unwrap();
-    assert!(out.status.success(), "lake_tables.py: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The rows the insightiq plugin must produce for an event, from what the simulator serves.
-fn expected_rows(event: &str, items: &[String]) -> (Option<&'static str>, usize) {
-    let family = event.split('.').next().unwrap_or("");
-    match family {
-        "CONTENTS" if event.contains("PUBLISH_") => (None, 0),
-        "CONTENTS" => (Some("contents"), items.len()),
-        "CONTENT-GROUPS" => (Some("content_groups"), items.len()),
-        "TRANSACTIONS" => (Some("transactions"), items.len()),
-        "PAYOUTS" => (Some("payouts"), items.len()),
-        "BALANCES" => (Some("balances"), items.len()),
-        "ACTIVITY-ARTISTS" => (Some("activity_artists"), items.len()),
-        "ACTIVITY-CONTENTS" => (Some("activity_contents"), items.len()),
-        "CONTENTS_COMMENTS" => (Some("comments"), items.iter().map(|c| records::comment_count(c)).sum()),
-        "PROFILES" => (Some("profiles"), 1),
-        "PROFILES_AUDIENCE" => (Some("audience"), 1),
-        "ACCOUNTS" | "SESSION" => (Some("accounts"), 1),
-        _ => (None, 0),
-    }
-}
-
 #[test]
 fn webhooks_become_typed_tables_read_back_by_duckdb() {
-    let api = Api::start();
-    let h = Hooklake::start_with(&config(api.1));
+    let api = Simulator::start(&["--rate-limit", "100"]);
+    let h = Hooklake::start_with(&config(api.addr));
     let report = h.dir.join("report.json");
     let url = format!("http://{}/webhooks/insightiq", h.addr);
     let status = Command::new(env!("CARGO_BIN_EXE_hooklake"))
@@ -259,10 +207,10 @@ fn poisonable_plugin(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_event_the_plugin_cannot_map_is_dead_lettered_and_the_others_land() {
-    let api = Api::start();
+    let api = Simulator::start(&["--rate-limit", "100"]);
     let plugins = tempfile::tempdir().unwrap();
     let plugin = poisonable_plugin(plugins.path());
-    let config = config(api.1)
+    let config = config(api.addr)
         .replace(&plugin_path().display().to_string(), &plugin.display().to_string())
         .replace("plugins = [", "batch = 1\nplugins = [");
     let h = Hooklake::start_with(&config);
@@ -349,10 +297,10 @@ fn the_python_example_loads_and_produces_rows() {
 
 #[test]
 fn sighup_reloads_a_changed_plugin_without_losing_the_journal_position() {
-    let api = Api::start();
+    let api = Simulator::start(&["--rate-limit", "100"]);
     let plugins = tempfile::tempdir().unwrap();
     let plugin = poisonable_plugin(plugins.path());
-    let config = config(api.1)
+    let config = config(api.addr)
         .replace(&plugin_path().display().to_string(), &plugin.display().to_string())
         .replace("plugins = [", "batch = 1\nplugins = [");
     let h = Hooklake::start_with(&config);
@@ -410,10 +358,10 @@ fn wait_for(what: &str, h: &Hooklake, limit: Duration, mut done: impl FnMut() ->
 
 #[test]
 fn dead_letters_replayed_after_a_plugin_fix_land_exactly_once_while_running_or_stopped() {
-    let api = Api::start();
+    let api = Simulator::start(&["--rate-limit", "100"]);
     let plugins = tempfile::tempdir().unwrap();
     let plugin = poisonable_plugin(plugins.path());
-    let config = config(api.1)
+    let config = config(api.addr)
         .replace(&plugin_path().display().to_string(), &plugin.display().to_string())
         .replace("plugins = [", "batch = 1\nplugins = [");
     let h = Hooklake::start_with(&config);

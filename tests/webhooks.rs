@@ -5,51 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Hooklake;
+use common::{Hooklake, Simulator};
 use serde_json::Value;
-
-struct Sim(Child, SocketAddr);
-
-impl Sim {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hooklake"))
-            .args(["simulate", "--api-listen", "127.0.0.1:0", "--rate-limit", "100"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().parse().unwrap();
-        Self(child, addr)
-    }
-
-    /// `POST /_sim/webhooks/{id}/deactivate`: what InsightIQ does after failed deliveries.
-    fn deactivate(&self, id: &str) {
-        let mut s = TcpStream::connect(self.1).unwrap();
-        write!(
-            s,
-            "POST /_sim/webhooks/{id}/deactivate HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The test pipeline plus `[api.insightiq]` pointing at the simulator, with `api_extra` lines.
 fn config(sim: SocketAddr, secret: &str, api_extra: &str) -> String {
@@ -72,11 +34,11 @@ fn json_of(out: &str) -> Value {
 
 #[test]
 fn every_command_works_against_the_api_and_errors_carry_code_message_and_request_id() {
-    let sim = Sim::start();
+    let sim = Simulator::start(&["--rate-limit", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     let url = "http://127.0.0.1:9/webhooks/insightiq";
-    std::fs::write(&cfg, config(sim.1, "example-secret", &format!("webhook_url = \"{url}\""))).unwrap();
+    std::fs::write(&cfg, config(sim.addr, "example-secret", &format!("webhook_url = \"{url}\""))).unwrap();
 
     let (code, out, err) = webhooks(&cfg, &["list"]);
     assert_eq!((code, out.lines().count()), (0, 1), "only the header: {out}{err}");
@@ -120,7 +82,7 @@ fn every_command_works_against_the_api_and_errors_carry_code_message_and_request
     let (code, _, err) = webhooks(&cfg, &["create", "--url", "http://x/y"]);
     assert_ne!(code, 0, "events are required: {err}");
     let wrong = dir.path().join("wrong.toml");
-    std::fs::write(&wrong, config(sim.1, "a-wrong-secret-value", "")).unwrap();
+    std::fs::write(&wrong, config(sim.addr, "a-wrong-secret-value", "")).unwrap();
     let (code, out, err) = webhooks(&wrong, &["list"]);
     assert_ne!(code, 0);
     assert!(err.contains("401") && err.contains("request-id"), "{err}");
@@ -143,11 +105,11 @@ fn wait_for(what: &str, h: &Hooklake, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn run_notices_a_deactivated_webhook_and_re_enables_it_when_told_to() {
-    let sim = Sim::start();
+    let sim = Simulator::start(&["--rate-limit", "100"]);
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/webhooks/insightiq");
     let api = format!("webhook_url = \"{url}\"\nwebhook_watch = \"200ms\"\nauto_reactivate = false");
-    let text = config(sim.1, "example-secret", &api)
+    let text = config(sim.addr, "example-secret", &api)
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
     let h = Hooklake::start_with(&text);
     let (code, out, err) = webhooks(&h.config, &["ensure", "--json"]);

@@ -89,9 +89,31 @@ struct Counters {
     full: std::sync::atomic::AtomicBool,
 }
 
+/// The open database, shared by the readers and the writer. After a storage error (a full disk, an I/O error)
+/// redb must be closed and opened again before it takes another write: the writer empties the slot, reopens the
+/// file and reloads its state from what is on disk; readers meanwhile get a storage error (a 503 upstream).
+struct DbSlot(std::sync::RwLock<Option<Arc<Database>>>);
+
+impl DbSlot {
+    fn get(&self) -> Result<Arc<Database>, JournalError> {
+        let slot = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.clone().ok_or_else(|| JournalError::Storage {
+            op: "reopen",
+            message: "the journal is being reopened after a storage error".into(),
+        })
+    }
+
+    fn set(&self, db: Option<Arc<Database>>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = db;
+    }
+}
+
+/// How often a writer whose database failed tries to reopen it.
+const REOPEN_EVERY: Duration = Duration::from_millis(200);
+
 /// The embedded, redb-backed journal.
 pub struct EmbeddedJournal {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     tx: Option<mpsc::Sender<Command>>,
     counters: Arc<Counters>,
     writer: Option<JoinHandle<()>>,
@@ -130,46 +152,15 @@ impl EmbeddedJournal {
             Err(e) => return Err(storage("open")(e.into())),
         };
         let counters = Arc::new(Counters::default());
-        {
-            let txn = try_db!("open", db.begin_write())?;
-            {
-                // Create every table so readers never meet a missing one.
-                let events = try_db!("open", txn.open_table(EVENTS))?;
-                let keys = try_db!("open", txn.open_table(KEYS))?;
-                try_db!("open", txn.open_table(EXPIRY))?;
-                try_db!("open", txn.open_table(CHECKPOINTS))?;
-                try_db!("open", txn.open_table(INTENTS))?;
-                try_db!("open", txn.open_table(OUTPUTS))?;
-                let meta = try_db!("open", txn.open_table(META))?;
-                let get = |k: &str| -> Result<u64, JournalError> {
-                    Ok(try_db!("open", meta.get(k))?.map_or(0, |v| v.value()))
-                };
-                let next_seq = get("next_seq")?;
-                counters.next_seq.store(next_seq, Ordering::SeqCst);
-                counters.bytes.store(get("bytes")?, Ordering::SeqCst);
-                counters.output_bytes.store(get("output_bytes")?, Ordering::SeqCst);
-                counters.entries.store(try_db!("open", events.len())?, Ordering::SeqCst);
-                counters.keys.store(try_db!("open", keys.len())?, Ordering::SeqCst);
-                let first = try_db!("open", events.first())?.map_or(next_seq, |(k, _)| k.value());
-                counters.first_seq.store(first, Ordering::SeqCst);
-                // A new journal (or one from before the derived index, whose keys are all in `keys`) starts
-                // indexed up to its end. Written now, durably, so a crash before the first index transaction
-                // still rebuilds every key from its event.
-                if try_db!("open", meta.get("indexed_upto"))?.is_none() {
-                    drop(meta);
-                    let mut meta = try_db!("open", txn.open_table(META))?;
-                    try_db!("open", meta.insert("indexed_upto", next_seq))?;
-                }
-            }
-            try_db!("open", txn.commit())?;
-        }
+        let pending = load_state(&db, &counters)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (notify, stored) = watch::channel(counters.next_seq.load(Ordering::SeqCst));
         let (notify_outputs, handed) = watch::channel(0);
-        let pending = Pending::rebuild(&db, counters.next_seq.load(Ordering::SeqCst))?;
-        counters.keys.fetch_add(pending.order.len() as u64, Ordering::SeqCst);
+        let db = Arc::new(DbSlot(std::sync::RwLock::new(Some(db))));
         let writer = Writer {
             db: Arc::clone(&db),
+            path: path.clone(),
+            broken: None,
             counters: Arc::clone(&counters),
             options,
             clock,
@@ -226,8 +217,9 @@ impl Journal for EmbeddedJournal {
     }
 
     fn read(&self, from: u64, max: usize) -> BoxFuture<'_, Result<Vec<Record>, JournalError>> {
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.db);
         Box::pin(async move {
+            let db = slot.get()?;
             tokio::task::spawn_blocking(move || read_range(&db, from, max))
                 .await
                 .map_err(|e| JournalError::Storage { op: "read", message: e.to_string() })?
@@ -236,8 +228,9 @@ impl Journal for EmbeddedJournal {
 
     fn checkpoint(&self, consumer: &str) -> BoxFuture<'_, Result<Option<u64>, JournalError>> {
         let consumer = consumer.to_owned();
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.db);
         Box::pin(async move {
+            let db = slot.get()?;
             let txn = try_db!("read checkpoint", db.begin_read())?;
             let t = try_db!("read checkpoint", txn.open_table(CHECKPOINTS))?;
             Ok(try_db!("read checkpoint", t.get(consumer.as_str()))?.map(|v| v.value()))
@@ -256,8 +249,9 @@ impl Journal for EmbeddedJournal {
 
     fn intent(&self, consumer: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, JournalError>> {
         let consumer = consumer.to_owned();
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.db);
         Box::pin(async move {
+            let db = slot.get()?;
             let txn = try_db!("read intent", db.begin_read())?;
             let t = try_db!("read intent", txn.open_table(INTENTS))?;
             Ok(try_db!("read intent", t.get(consumer.as_str()))?.map(|v| v.value().to_vec()))
@@ -265,8 +259,9 @@ impl Journal for EmbeddedJournal {
     }
 
     fn consumers(&self) -> BoxFuture<'_, Result<Vec<String>, JournalError>> {
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.db);
         Box::pin(async move {
+            let db = slot.get()?;
             let txn = try_db!("read checkpoints", db.begin_read())?;
             let t = try_db!("read checkpoints", txn.open_table(CHECKPOINTS))?;
             let mut out = Vec::new();
@@ -294,8 +289,9 @@ impl Journal for EmbeddedJournal {
 
     fn read_outputs(&self, stage: &str, from: u64, max: usize) -> BoxFuture<'_, Result<StageOutputs, JournalError>> {
         let stage = stage.to_owned();
-        let db = Arc::clone(&self.db);
+        let slot = Arc::clone(&self.db);
         Box::pin(async move {
+            let db = slot.get()?;
             tokio::task::spawn_blocking(move || read_outputs(&db, &stage, from, max))
                 .await
                 .map_err(|e| JournalError::Storage { op: "read outputs", message: e.to_string() })?
@@ -326,6 +322,44 @@ impl Journal for EmbeddedJournal {
             full: c.full.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Creates every table, reads the counters from `meta` into `counters` and rebuilds the keys not yet indexed:
+/// the journal's whole in-memory state, from what is on disk (at open, and after a reopen).
+fn load_state(db: &Database, counters: &Counters) -> Result<Pending, JournalError> {
+    let txn = try_db!("open", db.begin_write())?;
+    {
+        // Create every table so readers never meet a missing one.
+        let events = try_db!("open", txn.open_table(EVENTS))?;
+        let keys = try_db!("open", txn.open_table(KEYS))?;
+        try_db!("open", txn.open_table(EXPIRY))?;
+        try_db!("open", txn.open_table(CHECKPOINTS))?;
+        try_db!("open", txn.open_table(INTENTS))?;
+        try_db!("open", txn.open_table(OUTPUTS))?;
+        let meta = try_db!("open", txn.open_table(META))?;
+        let get = |k: &str| -> Result<u64, JournalError> { Ok(try_db!("open", meta.get(k))?.map_or(0, |v| v.value())) };
+        let next_seq = get("next_seq")?;
+        counters.next_seq.store(next_seq, Ordering::SeqCst);
+        counters.bytes.store(get("bytes")?, Ordering::SeqCst);
+        counters.output_bytes.store(get("output_bytes")?, Ordering::SeqCst);
+        counters.entries.store(try_db!("open", events.len())?, Ordering::SeqCst);
+        counters.keys.store(try_db!("open", keys.len())?, Ordering::SeqCst);
+        counters.full.store(false, Ordering::SeqCst);
+        let first = try_db!("open", events.first())?.map_or(next_seq, |(k, _)| k.value());
+        counters.first_seq.store(first, Ordering::SeqCst);
+        // A new journal (or one from before the derived index, whose keys are all in `keys`) starts
+        // indexed up to its end. Written now, durably, so a crash before the first index transaction
+        // still rebuilds every key from its event.
+        if try_db!("open", meta.get("indexed_upto"))?.is_none() {
+            drop(meta);
+            let mut meta = try_db!("open", txn.open_table(META))?;
+            try_db!("open", meta.insert("indexed_upto", next_seq))?;
+        }
+    }
+    try_db!("open", txn.commit())?;
+    let pending = Pending::rebuild(db, counters.next_seq.load(Ordering::SeqCst))?;
+    counters.keys.fetch_add(pending.order.len() as u64, Ordering::SeqCst);
+    Ok(pending)
 }
 
 fn read_range(db: &Database, from: u64, max: usize) -> Result<Vec<Record>, JournalError> {
@@ -415,7 +449,11 @@ impl Pending {
 
 struct Writer {
     pending: Pending,
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    path: PathBuf,
+    /// Set when a write failed: the database is reopened before the next command (at most every
+    /// [`REOPEN_EVERY`]).
+    broken: Option<Instant>,
     counters: Arc<Counters>,
     options: Options,
     clock: SharedClock,
@@ -430,6 +468,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut others = Vec::new();
         while let Some(first) = rx.blocking_recv() {
+            self.reopen_if_broken();
             let mut appends: Vec<AppendReply> = Vec::new();
             let mut next = Some(first);
             // Group commit: take everything already waiting, up to one batch.
@@ -450,29 +489,34 @@ impl Writer {
             if (waiting >= INDEX_BATCH || (waiting > 0 && old))
                 && let Err(e) = self.index(INDEX_BATCH)
             {
+                self.failed(&e);
                 tracing::warn!(error = %e, "indexing dedup keys failed; they stay in memory and in their events");
             }
             for cmd in others.drain(..) {
                 match cmd {
                     Command::Checkpoint { consumer, next, reply } => {
-                        let _ = reply.send(self.checkpoint(&consumer, next));
+                        let result = self.checkpoint(&consumer, next);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::Intent { consumer, intent, reply } => {
-                        let _ = reply.send(self.record_intent(&consumer, &intent));
+                        let result = self.record_intent(&consumer, &intent);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::Forget { consumer, reply } => {
-                        let _ = reply.send(self.forget(&consumer));
+                        let result = self.forget(&consumer);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::HandOn { stage, outputs, next, reply } => {
-                        let _ = reply.send(self.hand_on(&stage, &outputs, next));
+                        let result = self.hand_on(&stage, &outputs, next);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::Trim { reply } => {
                         let result = self.trim();
-                        let _ = reply.send(result);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::Prune { reply } => {
                         let result = self.prune();
-                        let _ = reply.send(result);
+                        let _ = reply.send(self.noted(result));
                     }
                     Command::Append { .. } => {}
                 }
@@ -486,7 +530,7 @@ impl Writer {
 
     /// An empty durable commit: makes every earlier non-durable commit durable.
     fn persist(&self) -> Result<(), JournalError> {
-        let txn = try_db!("persist", self.db.begin_write())?;
+        let txn = try_db!("persist", self.db.get()?.begin_write())?;
         try_db!("persist", txn.commit())
     }
 
@@ -498,7 +542,7 @@ impl Writer {
     fn index(&mut self, max: usize) -> Result<(), JournalError> {
         while !self.pending.order.is_empty() {
             let n = self.pending.order.len().min(max).min(HOUSEKEEPING_BATCH);
-            let mut txn = try_db!("index", self.db.begin_write())?;
+            let mut txn = try_db!("index", self.db.get()?.begin_write())?;
             txn.set_durability(redb::Durability::None);
             let total_keys = {
                 let mut keys = try_db!("index", txn.open_table(KEYS))?;
@@ -549,10 +593,65 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.failed(&e);
                 tracing::error!(error = %e, appends = n, "journal commit failed; answering 503 to the batch");
                 for (_, _, reply) in batch {
                     let _ = reply.send(Err(e.clone()));
                 }
+            }
+        }
+    }
+
+    /// Marks the database for a reopen after a storage error (redb refuses every write after an I/O error until
+    /// it is opened again).
+    fn failed(&mut self, e: &JournalError) {
+        if matches!(e, JournalError::Storage { .. }) && self.broken.is_none() {
+            self.broken = Some(Instant::now());
+        }
+    }
+
+    fn noted<T>(&mut self, result: Result<T, JournalError>) -> Result<T, JournalError> {
+        if let Err(e) = &result {
+            self.failed(e);
+        }
+        result
+    }
+
+    /// After a storage error: closes the database and opens it again, reloading counters and pending keys from
+    /// what is on disk (a commit that failed may or may not have landed; the disk decides). Until that works,
+    /// every command fails with a storage error, which sources answer with 503.
+    fn reopen_if_broken(&mut self) {
+        let Some(since) = self.broken else { return };
+        if since.elapsed() < REOPEN_EVERY {
+            return;
+        }
+        self.db.set(None);
+        // Readers may hold the old handle for the length of one read.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reopening the journal failed; retrying");
+                    self.broken = Some(Instant::now());
+                    return;
+                }
+            }
+        };
+        match load_state(&db, &self.counters) {
+            Ok(pending) => {
+                self.pending = pending;
+                self.db.set(Some(Arc::new(db)));
+                self.broken = None;
+                let _ = self.notify.send(self.counters.next_seq.load(Ordering::SeqCst));
+                tracing::info!("journal reopened after a storage error");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reopening the journal failed; retrying");
+                self.broken = Some(Instant::now());
             }
         }
     }
@@ -563,7 +662,7 @@ impl Writer {
         batch: &[AppendReply],
     ) -> Result<(Vec<Result<Appended, JournalError>>, bool), JournalError> {
         let now = self.clock.now_micros();
-        let txn = try_db!("append", self.db.begin_write())?;
+        let txn = try_db!("append", self.db.get()?.begin_write())?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut next_seq = self.counters.next_seq.load(Ordering::SeqCst);
         let mut bytes = self.counters.bytes.load(Ordering::SeqCst);
@@ -642,7 +741,7 @@ impl Writer {
     }
 
     fn checkpoint(&self, consumer: &str, next: u64) -> Result<(), JournalError> {
-        let txn = try_db!("checkpoint", self.db.begin_write())?;
+        let txn = try_db!("checkpoint", self.db.get()?.begin_write())?;
         {
             let mut t = try_db!("checkpoint", txn.open_table(CHECKPOINTS))?;
             try_db!("checkpoint", t.insert(consumer, next))?;
@@ -653,7 +752,7 @@ impl Writer {
     }
 
     fn forget(&self, consumer: &str) -> Result<(), JournalError> {
-        let txn = try_db!("forget", self.db.begin_write())?;
+        let txn = try_db!("forget", self.db.get()?.begin_write())?;
         let freed = {
             let mut t = try_db!("forget", txn.open_table(CHECKPOINTS))?;
             try_db!("forget", t.remove(consumer))?;
@@ -673,7 +772,7 @@ impl Writer {
     }
 
     fn hand_on(&self, stage: &str, outputs: &[(u64, Vec<u8>)], next: u64) -> Result<(), JournalError> {
-        let txn = try_db!("hand on", self.db.begin_write())?;
+        let txn = try_db!("hand on", self.db.get()?.begin_write())?;
         let (mut added, mut replaced) = (0u64, 0u64);
         {
             let mut table = try_db!("hand on", txn.open_table(OUTPUTS))?;
@@ -698,7 +797,7 @@ impl Writer {
     }
 
     fn record_intent(&self, consumer: &str, intent: &[u8]) -> Result<(), JournalError> {
-        let txn = try_db!("intent", self.db.begin_write())?;
+        let txn = try_db!("intent", self.db.get()?.begin_write())?;
         {
             let mut t = try_db!("intent", txn.open_table(INTENTS))?;
             try_db!("intent", t.insert(consumer, intent))?;
@@ -711,7 +810,7 @@ impl Writer {
         self.index(usize::MAX)?;
         let total = 0;
         {
-            let txn = try_db!("trim", self.db.begin_write())?;
+            let txn = try_db!("trim", self.db.get()?.begin_write())?;
             let (mut outputs_removed, mut outputs_freed) = (0u64, 0u64);
             let (removed, freed, first) = {
                 let checkpoints = try_db!("trim", txn.open_table(CHECKPOINTS))?;
@@ -774,7 +873,7 @@ impl Writer {
         let now = self.clock.now_micros();
         let total = 0;
         {
-            let txn = try_db!("prune", self.db.begin_write())?;
+            let txn = try_db!("prune", self.db.get()?.begin_write())?;
             let removed = {
                 let mut expiry = try_db!("prune", txn.open_table(EXPIRY))?;
                 let mut keys = try_db!("prune", txn.open_table(KEYS))?;

@@ -127,6 +127,12 @@ pub struct SendReport {
     pub status_counts: BTreeMap<String, u64>,
     /// Wall time of the run, in milliseconds.
     pub elapsed_ms: u64,
+    /// Answer latency of every request that got an answer, in milliseconds: median.
+    #[serde(default)]
+    pub latency_p50_ms: f64,
+    /// 99th percentile of the same.
+    #[serde(default)]
+    pub latency_p99_ms: f64,
 }
 
 /// The `Webhook-Signatures` value for `body`: lowercase hex HMAC-SHA256 keyed by `secret`.
@@ -284,8 +290,13 @@ impl Job {
     }
 
     async fn post(&self, signature: &str, body: Bytes) -> Outcome {
+        let started = Instant::now();
         let outcome = post(&self.client, &self.options.url, signature, body, self.options.timeout).await;
+        let took = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
         let mut tally = self.tally();
+        if matches!(outcome, Outcome::Status(_)) && tally.latencies_us.len() < MAX_LATENCIES {
+            tally.latencies_us.push(took);
+        }
         tally.attempts += 1;
         *tally.status_counts.entry(outcome.label()).or_default() += 1;
         outcome
@@ -349,13 +360,30 @@ struct Tally {
     bad_signatures_accepted: u64,
     attempts: u64,
     status_counts: BTreeMap<String, u64>,
+    /// Answer latencies, µs (the first [`MAX_LATENCIES`]).
+    latencies_us: Vec<u32>,
 }
+
+/// Most latencies a run keeps for its percentiles (16 MiB).
+const MAX_LATENCIES: usize = 4 << 20;
 
 impl Tally {
     fn into_report(mut self, sent: u64, elapsed_ms: u64) -> SendReport {
         self.acknowledged.sort_unstable();
         self.failed.sort_unstable();
+        self.latencies_us.sort_unstable();
+        let pct = |q: f64| {
+            let n = self.latencies_us.len();
+            if n == 0 {
+                return 0.0;
+            }
+            let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
+            f64::from(self.latencies_us[i]) / 1000.0
+        };
+        let (latency_p50_ms, latency_p99_ms) = (pct(0.5), pct(0.99));
         SendReport {
+            latency_p50_ms,
+            latency_p99_ms,
             sent,
             acknowledged: self.acknowledged.into_iter().map(|(_, id)| id).collect(),
             failed: self.failed.into_iter().map(|(_, id)| id).collect(),

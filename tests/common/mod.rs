@@ -394,3 +394,90 @@ impl Proxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// `hooklake simulate --api-listen 127.0.0.1:0 ARGS` as its own process: the InsightIQ API the pipeline calls.
+/// Its defaults: client `demo-client` / `example-secret`, 10 requests/s (`--rate-limit` changes it).
+pub struct Simulator {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Simulator {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hooklake"))
+            .args(["simulate", "--api-listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in simulator's first line: {line:?}"));
+        Self { child, addr }
+    }
+
+    /// `GET /_sim/stats`.
+    pub fn stats(&self) -> Value {
+        let (status, body) = raw_request(self.addr, &request("GET", "/_sim/stats", &[], b""));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `PUT /_sim/faults` with a JSON body (`{}` = none).
+    pub fn faults(&self, faults: &str) {
+        let req = request("PUT", "/_sim/faults", &[("Content-Type", "application/json")], faults.as_bytes());
+        let (status, body) = raw_request(self.addr, &req);
+        assert!((200..300).contains(&status), "{status} {body}");
+    }
+
+    /// `POST /_sim/webhooks/{id}/deactivate`: what InsightIQ does after failed deliveries.
+    pub fn deactivate(&self, id: &str) {
+        let (status, body) =
+            raw_request(self.addr, &request("POST", &format!("/_sim/webhooks/{id}/deactivate"), &[], b""));
+        assert!((200..300).contains(&status), "{status} {body}");
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads every table of a local lake back with pyarrow and DuckDB (`tests/lake_tables.py`).
+pub fn lake_tables(dir: &Path) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lake_tables.py");
+    let out = Command::new("python3").arg(script).arg(dir).output().unwrap();
+    assert!(out.status.success(), "lake_tables.py: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The table and row count the shipped `insightiq` plugin must produce for an event, from what the simulator
+/// serves for its items.
+pub fn expected_rows(event: &str, items: &[String]) -> (Option<&'static str>, usize) {
+    use hooklake::simulator::records;
+    let family = event.split('.').next().unwrap_or("");
+    match family {
+        "CONTENTS" if event.contains("PUBLISH_") => (None, 0),
+        "CONTENTS" => (Some("contents"), items.len()),
+        "CONTENT-GROUPS" => (Some("content_groups"), items.len()),
+        "TRANSACTIONS" => (Some("transactions"), items.len()),
+        "PAYOUTS" => (Some("payouts"), items.len()),
+        "BALANCES" => (Some("balances"), items.len()),
+        "ACTIVITY-ARTISTS" => (Some("activity_artists"), items.len()),
+        "ACTIVITY-CONTENTS" => (Some("activity_contents"), items.len()),
+        "CONTENTS_COMMENTS" => (Some("comments"), items.iter().map(|c| records::comment_count(c)).sum()),
+        "PROFILES" => (Some("profiles"), 1),
+        "PROFILES_AUDIENCE" => (Some("audience"), 1),
+        "ACCOUNTS" | "SESSION" => (Some("accounts"), 1),
+        _ => (None, 0),
+    }
+}

@@ -365,3 +365,118 @@ async fn a_stage_alone_keeps_its_outputs_for_inspection_while_its_events_are_tri
     assert_eq!(j.trim().await.expect("trim"), 1, "the event itself is no longer needed");
     assert_eq!(j.read_outputs("transform.enrich", 0, 10).await.expect("read").outputs.len(), 1);
 }
+
+/// One step of the model-based journal test.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Append the event with this id (a small pool, so retries of stored ids are frequent).
+    Append(u8),
+    /// Close and open again.
+    Reopen,
+    /// `kill -9` right after these ids were appended durably but before their keys were indexed.
+    CrashAfter(Vec<u8>),
+    /// Move consumer `0` or `1` to `fraction` of the way from its checkpoint to the end.
+    Checkpoint(u8, u8),
+    /// Forget consumer `0` or `1`.
+    Forget(u8),
+    /// Trim below the slowest consumer.
+    Trim,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (0u8..24).prop_map(Op::Append),
+        1 => Just(Op::Reopen),
+        1 => proptest::collection::vec(0u8..24, 1..4).prop_map(Op::CrashAfter),
+        2 => (0u8..2, 0u8..=4).prop_map(|(c, f)| Op::Checkpoint(c, f)),
+        1 => (0u8..2).prop_map(Op::Forget),
+        2 => Just(Op::Trim),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Random interleavings of appends, reopens, crashes between an append and its indexing, checkpoints,
+    /// forgotten consumers and trims, against a model: an id is stored once under the next sequence number,
+    /// a retry is answered with the original's seq (trimmed or not, before or after a crash), sequence numbers
+    /// never go back, and trimming keeps everything at or above the slowest checkpoint.
+    #[test]
+    fn the_journal_agrees_with_its_model_through_any_interleaving(ops in proptest::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock = ManualClock::new(0);
+            let mut j = Some(open(dir.path(), &clock));
+            let mut stored: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut next = 0u64;
+            let mut first = 0u64;
+            let mut checkpoints: [Option<u64>; 2] = [None, None];
+            let consumer = |c: u8| if c == 0 { "sink.a" } else { "transform.b" };
+            for op in ops {
+                let journal = j.as_ref().expect("open");
+                match op {
+                    Op::Append(n) => {
+                        let id = format!("id-{n}");
+                        let got = journal.append(entry(&id), 100 * HOUR).await.expect("append");
+                        match stored.get(&id) {
+                            Some(seq) => assert_eq!(got, Appended::Duplicate { seq: *seq }, "{id}"),
+                            None => {
+                                assert_eq!(got, Appended::Stored { seq: next }, "{id}");
+                                stored.insert(id, next);
+                                next += 1;
+                            }
+                        }
+                    }
+                    Op::Reopen => {
+                        j.take().expect("open").close();
+                        j = Some(open(dir.path(), &clock));
+                    }
+                    Op::CrashAfter(ids) => {
+                        j.take().expect("open").close();
+                        let fresh: Vec<(u64, String)> = ids
+                            .iter()
+                            .map(|n| format!("id-{n}"))
+                            .filter(|id| !stored.contains_key(id))
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, id)| (next + i as u64, id))
+                            .collect();
+                        let events: Vec<(u64, &str)> = fresh.iter().map(|(s, id)| (*s, id.as_str())).collect();
+                        inject_events(dir.path(), &events, next + fresh.len() as u64);
+                        for (seq, id) in fresh {
+                            stored.insert(id, seq);
+                            next = seq + 1;
+                        }
+                        j = Some(open(dir.path(), &clock));
+                    }
+                    Op::Checkpoint(c, fraction) => {
+                        let from = checkpoints[usize::from(c)].unwrap_or(first);
+                        let to = from + (next.saturating_sub(from)) * u64::from(fraction) / 4;
+                        journal.commit_checkpoint(consumer(c), to).await.expect("checkpoint");
+                        checkpoints[usize::from(c)] = Some(to);
+                    }
+                    Op::Forget(c) => {
+                        journal.forget_consumer(consumer(c)).await.expect("forget");
+                        checkpoints[usize::from(c)] = None;
+                    }
+                    Op::Trim => {
+                        while journal.trim().await.expect("trim") > 0 {}
+                        if let Some(slowest) = checkpoints.iter().flatten().min() {
+                            first = first.max(*slowest);
+                        }
+                    }
+                }
+                let journal = j.as_ref().expect("open");
+                let stats = journal.stats();
+                assert_eq!((stats.next_seq, stats.first_seq), (next, first), "after {:?}", stored);
+                let seqs: Vec<u64> = journal.read(0, 10_000).await.expect("read").iter().map(|r| r.seq).collect();
+                let want: Vec<u64> = stored.values().copied().filter(|s| *s >= first).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                assert_eq!(seqs, want);
+            }
+            j.take().expect("open").close();
+        });
+    }
+}

@@ -8,6 +8,10 @@ use crate::config::{Diagnostics, Fields};
 /// Largest `max_body` accepted: the journal frames a body with a 32-bit length, and nothing sane is bigger.
 pub const MAX_BODY_LIMIT: u64 = 256 << 20;
 
+/// Default `max_connections`. An idle connection costs a few KiB and is closed at `header_timeout`; 10,000 of
+/// them must not stop a real sender from being served (tests/reliability.rs).
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 16_384;
+
 /// The webhook source, as parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
@@ -17,7 +21,8 @@ pub struct WebhookConfig {
     pub path: String,
     /// `max_body`: largest accepted body (default `1MiB`); larger gets 413 without reading the rest.
     pub max_body: u64,
-    /// `max_connections`: concurrent connections served (default 1024); more wait in the listen backlog.
+    /// `max_connections`: concurrent connections served (default 16384: idle or slow clients must not crowd out
+    /// InsightIQ); more wait in the listen backlog.
     pub max_connections: usize,
     /// `header_timeout`: time to send the request head (default `10s`).
     pub header_timeout: Duration,
@@ -62,7 +67,7 @@ impl WebhookConfig {
         if max_body == 0 || max_body > MAX_BODY_LIMIT {
             d.error(f.value_span("max_body"), format!("{path_name}.max_body must be between 1B and 256MiB"));
         }
-        let max_connections = f.integer(d, "max_connections", 1024, 1..1_000_001) as usize;
+        let max_connections = f.integer(d, "max_connections", DEFAULT_MAX_CONNECTIONS, 1..1_000_001) as usize;
         let header_timeout = f.duration(d, "header_timeout", Duration::from_secs(10));
         let body_timeout = f.duration(d, "body_timeout", Duration::from_secs(10));
         let ack_timeout = f.duration(d, "ack_timeout", Duration::from_secs(4));

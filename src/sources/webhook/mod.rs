@@ -196,6 +196,23 @@ struct Ctx {
     metrics: Arc<SourceMetrics>,
 }
 
+/// Every connection is a file descriptor: raise the soft open-file limit towards the hard one so that
+/// `max_connections` is reachable (as Go does at start), and say so when the hard limit is lower.
+fn raise_open_file_limit(source: &str, max_connections: usize) {
+    // Connections plus the journal, the lake, plugins and the API client.
+    let want = max_connections as u64 + 256;
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => tracing::warn!(
+            source,
+            max_connections,
+            open_files = got,
+            "the open-file limit is below max_connections; connections beyond it wait in the kernel's backlog"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(source, error = %e, "cannot read or raise the open-file limit"),
+    }
+}
+
 /// A webhook source with its socket bound.
 pub struct Webhook {
     ctx: Arc<Ctx>,
@@ -214,6 +231,7 @@ impl Webhook {
         shared: Arc<Shared>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        raise_open_file_limit(name, config.max_connections);
         let metrics = shared.metrics.source(name);
         Ok(Self { ctx: Arc::new(Ctx { name: name.to_owned(), config, admission, shared, metrics }), listener })
     }
