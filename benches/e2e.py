@@ -290,8 +290,8 @@ def main():
     second, last = statistics.median(rss[q:2 * q] or rss), statistics.median(rss[-q:])
     flat = last <= second * 1.10
     res = {"rate": rate, "secs": args.soak, "samples": s, "rss_second_quarter_mib": second,
-           "rss_last_quarter_mib": last, "flat": flat, "p99_ack_ms": report.get("latency_p99_ms"),
-           "p50_ack_ms": report.get("latency_p50_ms"), "journal_max_mib": max(x["journal_mib"] for x in s),
+           "rss_last_quarter_mib": last, "flat": flat, "p99_ack_ms": report.get("latency_p99_ms") or 0.0,
+           "p50_ack_ms": report.get("latency_p50_ms") or 0.0, "journal_max_mib": max(x["journal_mib"] for x in s),
            "acknowledged": len(report["acknowledged"]), "failed": len(report["failed"])}
     json.dump(res, open(os.path.join(RESULTS, "soak.json"), "w"), indent=1)
     rows = " ".join(f"{x['rss_mib']:.0f}" for x in s)

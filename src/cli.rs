@@ -515,16 +515,25 @@ fn metrics_url(config: &Config) -> Option<String> {
 
 async fn status(url: &str, watch: Option<u64>) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    /// A metrics page is a few KiB; refuse to hold more than this of whatever answers.
+    const MAX_SCRAPE: usize = 8 << 20;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     loop {
-        let text = client
+        let mut response = client
             .get(url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| anyhow::anyhow!("cannot read {url} (is `hooklake run` running there?): {e}"))?
-            .text()
-            .await?;
+            .map_err(|e| anyhow::anyhow!("cannot read {url} (is `hooklake run` running there?): {e}"))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            anyhow::ensure!(body.len() <= MAX_SCRAPE, "{url} answered more than {MAX_SCRAPE} bytes: not /metrics?");
+        }
+        let text = String::from_utf8_lossy(&body);
         let screen = hooklake::status::render(url, &hooklake::status::Scrape::parse(&text));
         let Some(secs) = watch else {
             print!("{screen}");
@@ -600,6 +609,17 @@ fn dead_letters(command: DeadLettersCommand) -> ExitCode {
                 return ExitCode::from(2);
             }
             let chosen: Vec<_> = letters.into_iter().filter(|l| selection.matches(l)).collect();
+            let stages = hooklake::dead_letters::replay_stages(&config);
+            let unknown: std::collections::BTreeSet<&str> =
+                chosen.iter().map(|l| l.stage.as_str()).filter(|s| !stages.iter().any(|k| k == s)).collect();
+            if !unknown.is_empty() {
+                eprintln!(
+                    "error: {} has no stage {}: its letters cannot go back (restore the stage, or purge them)",
+                    config_path.display(),
+                    unknown.into_iter().collect::<Vec<_>>().join(", ")
+                );
+                return ExitCode::FAILURE;
+            }
             runtime_then(|| replay(config, store, chosen, no_wait))
         }
         DeadLettersCommand::Purge { select, .. } => {
@@ -654,7 +674,7 @@ fn render_letters(letters: &[&hooklake::dead_letters::DeadLetter], queued: usize
         }
     }
     if queued > 0 {
-        let _ = writeln!(out, "{queued} more queued for replay (a running pipeline takes them within a second)");
+        let _ = writeln!(out, "{queued} more queued for replay (`hooklake run` appends them to the journal)");
     }
     out
 }
@@ -680,7 +700,17 @@ async fn replay(
     // When no pipeline runs, the journal is free: append the replays now; `hooklake run` processes them.
     match hooklake::topology::open_journal(&config, Arc::new(SystemClock), None) {
         Ok(journal) => {
-            let done = hooklake::dead_letters::inject(&store, &journal).await?;
+            let stages = hooklake::dead_letters::replay_stages(&config);
+            let mut done = hooklake::dead_letters::Injected::default();
+            loop {
+                let step = hooklake::dead_letters::inject(&store, &journal, &stages).await?;
+                done.appended += step.appended;
+                done.already += step.already;
+                done.waiting = step.waiting;
+                if step.appended + step.already == 0 {
+                    break;
+                }
+            }
             tokio::task::spawn_blocking(move || journal.close()).await?;
             println!(
                 "replayed {} dead letter{} into the journal ({} already there); `hooklake run` takes them through the pipeline",
@@ -688,6 +718,12 @@ async fn replay(
                 if done.appended == 1 { "" } else { "s" },
                 done.already
             );
+            if done.waiting > 0 {
+                println!(
+                    "{} stay queued until every stage has passed their events; `hooklake run` appends them then",
+                    done.waiting
+                );
+            }
             Ok(())
         }
         Err(hooklake::BuildError::Journal { source: hooklake::journal::JournalError::InUse, .. }) => {

@@ -146,7 +146,7 @@ impl DeadLetter {
     }
 
     /// A dead letter for a handed-on document (an enriched event) that `stage` could not process.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one field of the letter each; a struct would repeat DeadLetter")]
     pub fn of_document(
         stage: &str,
         seq: u64,
@@ -214,6 +214,17 @@ impl DeadLetter {
     }
 }
 
+/// The stages of `config` a replay can go back to (`transforms.<name>` of its `enrich` and `wasm` stages).
+pub fn replay_stages(config: &crate::config::Config) -> Vec<String> {
+    use crate::config::TransformConfig;
+    config
+        .transforms
+        .iter()
+        .filter(|t| matches!(t.kind, TransformConfig::Enrich(_) | TransformConfig::Wasm(_)))
+        .map(|t| format!("transforms.{}", t.name))
+        .collect()
+}
+
 /// What one call of [`inject`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Injected {
@@ -221,15 +232,25 @@ pub struct Injected {
     pub appended: u64,
     /// Letters whose replay was already in the journal (an interrupted earlier injection).
     pub already: u64,
-    /// Queued files that are not dead letters (moved aside as `.bad`).
+    /// Queued files that are not dead letters or name an unknown stage (moved aside as `.bad`, `.unknown`).
     pub bad: u64,
+    /// Letters left queued until every stage has passed their event.
+    pub waiting: u64,
 }
 
-/// Appends every queued replay to the journal, then removes its queued file. Idempotent: see the module docs.
+/// Most queued letters one [`inject`] call appends (housekeeping calls it every second).
+pub const INJECT_BATCH: usize = 256;
+
+/// Appends queued replays to the journal (at most [`INJECT_BATCH`]), then removes their queued files.
+/// Idempotent: see the module docs.
+///
+/// A letter waits in the queue while any stage of the journal has not yet passed its event: a sink still behind
+/// it could otherwise map the original (with the fixed plugin) and the replay both. A letter of a stage that
+/// `stages` does not name (renamed or removed from the config) is moved aside as `.unknown`, never dropped.
 ///
 /// # Errors
 /// When the journal refuses (full, closed): the rest stays queued for the next call.
-pub async fn inject(store: &DeadLetters, journal: &dyn Journal) -> Result<Injected, JournalError> {
+pub async fn inject(store: &DeadLetters, journal: &dyn Journal, stages: &[String]) -> Result<Injected, JournalError> {
     let mut done = Injected::default();
     let dir = store.queue_dir();
     let queued = {
@@ -237,7 +258,14 @@ pub async fn inject(store: &DeadLetters, journal: &dyn Journal) -> Result<Inject
         tokio::task::spawn_blocking(move || json_files(&dir)).await.unwrap_or_else(|_| Ok(Vec::new()))
     };
     let queued = queued.map_err(|e| JournalError::Storage { op: "read the replay queue", message: e.to_string() })?;
-    for path in queued {
+    if queued.is_empty() {
+        return Ok(done);
+    }
+    let mut slowest = u64::MAX;
+    for consumer in journal.consumers().await? {
+        slowest = slowest.min(journal.checkpoint(&consumer).await?.unwrap_or(0));
+    }
+    for path in queued.into_iter().take(INJECT_BATCH) {
         let letter = std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<DeadLetter>(&b).map_err(|e| e.to_string()));
@@ -251,6 +279,20 @@ pub async fn inject(store: &DeadLetters, journal: &dyn Journal) -> Result<Inject
                 continue;
             }
         };
+        if !stages.contains(&letter.stage) {
+            tracing::error!(
+                file = %path.display(),
+                stage = letter.stage,
+                "a queued replay names a stage the config no longer has; moved aside as .unknown"
+            );
+            let _ = std::fs::rename(&path, path.with_extension("unknown"));
+            done.bad += 1;
+            continue;
+        }
+        if letter.seq >= slowest {
+            done.waiting += 1;
+            continue;
+        }
         match journal.append(entry, REPLAY_KEY_TTL_MICROS).await? {
             Appended::Stored { seq } => {
                 tracing::info!(
@@ -348,7 +390,10 @@ impl DeadLetters {
         let path = self.path_of(&letter.stage, letter.seq);
         let dir = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension("json.tmp");
+        // Two sinks of one `wasm` stage may write the same letter at once: each through its own temp file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("json.tmp.{}.{n}", std::process::id()));
         let mut file = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&mut file, letter)?;
         file.write_all(b"\n")?;
@@ -357,10 +402,10 @@ impl DeadLetters {
         std::fs::File::open(dir)?.sync_all()
     }
 
-    /// Every dead letter, by stage then seq. Unreadable files are reported, not skipped silently.
+    /// Every dead letter, by stage then seq. A file that is not a dead letter is skipped with a warning.
     ///
     /// # Errors
-    /// When the folder cannot be read or a file is not a dead letter.
+    /// When the folder cannot be read.
     pub fn list(&self) -> std::io::Result<Vec<DeadLetter>> {
         let mut out = Vec::new();
         let stages = match std::fs::read_dir(&self.dir) {
@@ -379,10 +424,14 @@ impl DeadLetters {
         }
         files.sort();
         for f in files {
-            let text = std::fs::read(&f)?;
-            let letter = serde_json::from_slice(&text)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", f.display())))?;
-            out.push(letter);
+            // One damaged file must not hide the others (or keep them from being replayed or purged).
+            match std::fs::read(&f)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_slice::<DeadLetter>(&t).map_err(|e| e.to_string()))
+            {
+                Ok(letter) => out.push(letter),
+                Err(e) => tracing::warn!(file = %f.display(), error = e, "skipping a file that is not a dead letter"),
+            }
         }
         Ok(out)
     }
@@ -444,6 +493,37 @@ mod tests {
         assert_eq!(body["_replay"]["document"], true);
         let broken = DeadLetter { document: Some("[1]".into()), ..doc };
         assert!(broken.replay_entry().is_err());
+    }
+
+    #[tokio::test]
+    async fn inject_waits_for_every_stage_to_pass_the_event_and_sets_aside_unknown_stages() {
+        use crate::journal::{EmbeddedJournal, embedded::Options};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DeadLetters::new(tmp.path());
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(0));
+        let opts = Options { max_bytes: 1 << 30, queue: 16, max_batch: 16 };
+        let journal = EmbeddedJournal::open(&tmp.path().join("journal"), opts, clock, None).unwrap();
+        let known = vec!["transforms.map".to_owned()];
+        let letter = DeadLetter::of_document("transforms.map", 3, "e3", "CONTENTS.ADDED", "s", 0, b"{}", "x".into(), 0);
+        let gone = DeadLetter::of_document("transforms.old", 1, "e1", "CONTENTS.ADDED", "s", 0, b"{}", "x".into(), 0);
+        for l in [&letter, &gone] {
+            store.put(l).unwrap();
+            store.enqueue(l).unwrap();
+        }
+        journal.commit_checkpoint("sink.lake", 3).await.unwrap();
+        let done = inject(&store, &journal, &known).await.unwrap();
+        assert_eq!((done.appended, done.waiting, done.bad), (0, 1, 1), "sink.lake has not passed seq 3");
+        assert_eq!(store.queued(), 1);
+        assert!(store.queue_dir().join("transforms.old.00000000000000000001.unknown").exists(), "kept aside");
+        journal.commit_checkpoint("sink.lake", 4).await.unwrap();
+        assert_eq!(inject(&store, &journal, &known).await.unwrap().appended, 1);
+        assert_eq!(store.queued(), 0);
+        // Queued again (a crash before the queued file was removed): appended once only.
+        store.put(&letter).unwrap();
+        store.enqueue(&letter).unwrap();
+        assert_eq!(inject(&store, &journal, &known).await.unwrap().already, 1);
+        assert_eq!(journal.stats().entries, 1);
+        journal.close();
     }
 
     #[test]

@@ -353,7 +353,8 @@ pub struct Pipeline {
     sinks: Vec<ParquetSink>,
     shared: Arc<Shared>,
     journal: Arc<EmbeddedJournal>,
-    dead_letters: DeadLetters,
+    /// The dead letters, and the stages their replays may go back to.
+    dead_letters: (DeadLetters, Vec<String>),
     api: Option<crate::config::InsightIqApiConfig>,
 }
 
@@ -433,7 +434,7 @@ pub async fn build(config: &Config, clock: SharedClock) -> Result<Pipeline, Buil
             .await
             .map_err(|source| BuildError::Journal { dir: config.data_dir.display().to_string(), source })?;
     }
-    let dead_letters = DeadLetters::new(&config.data_dir);
+    let dead_letters = (DeadLetters::new(&config.data_dir), crate::dead_letters::replay_stages(config));
     Ok(Pipeline { sources, enrich, sinks, shared, journal, dead_letters, api: config.api.clone() })
 }
 
@@ -710,7 +711,11 @@ async fn reload_on_hangup(plugins: Vec<crate::transforms::wasm::Plugins>, mut sh
     }
 }
 
-async fn housekeeping(journal: Arc<EmbeddedJournal>, dead_letters: DeadLetters, mut shutdown: crate::shutdown::Signal) {
+async fn housekeeping(
+    journal: Arc<EmbeddedJournal>,
+    (dead_letters, stages): (DeadLetters, Vec<String>),
+    mut shutdown: crate::shutdown::Signal,
+) {
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut trim = tokio::time::interval(TRIM_INTERVAL);
     let mut replays = tokio::time::interval(REPLAY_INTERVAL);
@@ -718,7 +723,7 @@ async fn housekeeping(journal: Arc<EmbeddedJournal>, dead_letters: DeadLetters, 
         tokio::select! {
             _ = crate::shutdown::stopped(&mut shutdown) => return,
             // Dead letters that `hooklake dead-letters replay` queued go back into the journal.
-            _ = replays.tick() => match crate::dead_letters::inject(&dead_letters, journal.as_ref()).await {
+            _ = replays.tick() => match crate::dead_letters::inject(&dead_letters, journal.as_ref(), &stages).await {
                 Ok(done) if done.appended > 0 => tracing::info!(events = done.appended, "replayed dead letters"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "replaying queued dead letters failed; retrying"),

@@ -179,7 +179,7 @@ fn events_land_once_on_a_real_s3_server() {
 
 #[test]
 fn an_s3_outage_under_load_loses_and_doubles_nothing() {
-    let outage = Duration::from_secs(env_or("HOOKLAKE_OUTAGE_SECS", 30));
+    let outage = Duration::from_secs(env_or("HOOKLAKE_S3_OUTAGE_SECS", 30));
     let s3 = S3Server::start();
     s3.bucket("lake");
     let proxy = Proxy::start(s3.port);

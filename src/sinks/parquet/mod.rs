@@ -398,7 +398,7 @@ impl ParquetSink {
         loop {
             let room = usize::try_from(roll.rows).unwrap_or(usize::MAX).saturating_sub(buf.len()).clamp(1, READ_PAGE);
             stored.borrow_and_update();
-            let (units, after) = self.read_units(journal.as_ref(), next, room).await.map_err(&jerr)?;
+            let (units, after) = self.retrying(&mut shutdown, || self.read_units(journal.as_ref(), next, room)).await?;
             let got = !units.is_empty() || (after > next && self.mapping.is_none());
             next = after;
             for u in units {
@@ -414,9 +414,9 @@ impl ParquetSink {
                 // Up to everything read, skipped records included: the redo reads and filters the same range.
                 let intent = Intent { first: records[0].seq(), last: next - 1 };
                 let raw = serde_json::to_vec(&intent).unwrap_or_default();
-                journal.record_intent(&consumer, raw).await.map_err(&jerr)?;
+                self.retrying(&mut shutdown, || journal.record_intent(&consumer, raw.clone())).await?;
                 self.write_until_done(records, intent, &mut shutdown).await?;
-                journal.commit_checkpoint(&consumer, intent.last + 1).await.map_err(&jerr)?;
+                self.retrying(&mut shutdown, || journal.commit_checkpoint(&consumer, intent.last + 1)).await?;
                 self.metrics.checkpoint.store(intent.last + 1, std::sync::atomic::Ordering::Relaxed);
                 committed = intent.last + 1;
                 buf_bytes = 0;
@@ -427,7 +427,7 @@ impl ParquetSink {
                 continue;
             }
             if buf.is_empty() && next > committed {
-                journal.commit_checkpoint(&consumer, next).await.map_err(&jerr)?;
+                self.retrying(&mut shutdown, || journal.commit_checkpoint(&consumer, next)).await?;
                 self.metrics.checkpoint.store(next, std::sync::atomic::Ordering::Relaxed);
                 committed = next;
             }
@@ -440,6 +440,30 @@ impl ParquetSink {
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = stopped(&mut shutdown) => stopping = true,
             }
+        }
+    }
+
+    /// Calls the journal until it answers: a storage error (a full disk, the journal reopening after one) is
+    /// temporary, and a sink that stopped on it would leave its events unwritten until a restart. At shutdown the
+    /// error is returned (a recorded intent is redone at the next start).
+    async fn retrying<T, Fut>(&self, shutdown: &mut Signal, mut call: impl FnMut() -> Fut) -> Result<T, SinkError>
+    where
+        Fut: std::future::Future<Output = Result<T, JournalError>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if *shutdown.borrow() => return Err(SinkError::Journal { sink: self.name.clone(), source: e }),
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, error = %e, retry_in = ?backoff, "journal call failed; retrying");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stopped(shutdown) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -85,6 +85,30 @@ pub enum Outcome {
     Unclaimed,
 }
 
+/// A call's input may use at most 1/32 of a plugin's memory: the guest holds the input, its parsed form (several
+/// times the text) and the output at once, so a batch of large documents (comments with many pages) would
+/// otherwise exhaust the memory that one of them alone fits in.
+const MEMORY_PER_INPUT_BYTE: usize = 32;
+
+/// Splits `indices` into calls of at most `max_events` events and `max_bytes` input bytes (one event over the
+/// budget goes alone).
+fn chunks<'a>(indices: &'a [usize], docs: &[&[u8]], max_events: usize, max_bytes: usize) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (n, i) in indices.iter().enumerate() {
+        let len = docs[*i].len();
+        if n > start && (n - start >= max_events.max(1) || bytes + len > max_bytes) {
+            out.push(&indices[start..n]);
+            (start, bytes) = (n, 0);
+        }
+        bytes += len;
+    }
+    if start < indices.len() {
+        out.push(&indices[start..]);
+    }
+    out
+}
+
 struct Loaded {
     plugin: Plugin,
     instance: Mutex<Option<Instance>>,
@@ -242,7 +266,8 @@ impl Mapper {
             }
         }
         for (p, indices) in per_plugin.iter().enumerate() {
-            for chunk in indices.chunks(self.batch) {
+            let budget = self.plugins[p].plugin.limits.memory / MEMORY_PER_INPUT_BYTE;
+            for chunk in chunks(indices, docs, self.batch, budget) {
                 for (i, outcome) in chunk.iter().zip(self.call_isolating(p, chunk, docs)) {
                     out[*i] = outcome;
                 }

@@ -263,3 +263,18 @@ fn a_component_importing_wasi_is_refused_at_load() {
 fn a_component_without_the_plugin_world_is_refused_at_load() {
     assert!(load_error("(component)").contains("does not export the plugin world"));
 }
+
+#[test]
+fn calls_are_cut_by_event_count_and_by_input_bytes() {
+    let docs: Vec<Vec<u8>> = [10usize, 10, 50, 10, 200, 10].iter().map(|n| vec![b'x'; *n]).collect();
+    let docs: Vec<&[u8]> = docs.iter().map(Vec::as_slice).collect();
+    let all: Vec<usize> = (0..docs.len()).collect();
+    let sizes = |max_events, max_bytes| {
+        super::chunks(&all, &docs, max_events, max_bytes).iter().map(|c| c.to_vec()).collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(64, usize::MAX), vec![vec![0, 1, 2, 3, 4, 5]]);
+    assert_eq!(sizes(4, usize::MAX), vec![vec![0, 1, 2, 3], vec![4, 5]]);
+    // 70 bytes: [10, 10, 50] fit exactly; the 200-byte event goes alone.
+    assert_eq!(sizes(64, 70), vec![vec![0, 1, 2], vec![3], vec![4], vec![5]]);
+    assert!(super::chunks(&[], &docs, 4, 70).is_empty());
+}
