@@ -44,6 +44,6 @@ else
   log "ack → visible (raw)"; $PY benches/lake_latency.py --duration 30 --connections 4 --roll-interval 10
   log "enrich";              $PY benches/enrich.py
 fi
-log "signature checks";      $PY benches/hmac.py
+log "signature checks";      $PY benches/signatures.py
 log "summary"
 $PY benches/summary.py BENCHMARKS.md

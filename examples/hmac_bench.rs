@@ -1,6 +1,6 @@
 //! Signature checks per second through hooklake's `verify` stage (InsightIQ scheme: HMAC-SHA256 of the raw body,
 //! hex, constant-time compare), on one core, for realistic bodies. Prints one JSON line. Driven by
-//! `benches/hmac.py`, which measures Python's `hmac` (OpenSSL) on the same bodies as the reference.
+//! `benches/signatures.py`, which measures Python's `hmac` (OpenSSL) on the same bodies as the reference.
 //!
 //!     cargo run --release --example hmac_bench -- BODIES.jsonl [--seconds 3]
 

@@ -3,7 +3,7 @@
 `hmac` (OpenSSL's HMAC-SHA256, `hmac.compare_digest`) on the same 1,000 bodies of the live-like mix, one core
 each, medians of 3 alternating runs.
 
-    python3 benches/hmac.py            # builds the example with cargo build --release --example hmac_bench
+    python3 benches/signatures.py            # builds the example with cargo build --release --example hmac_bench
 
 Writes the section between <!-- hmac:begin --> and <!-- hmac:end --> of BENCHMARKS.md and
 benches/out/results/hmac.json.
@@ -63,7 +63,7 @@ def main():
     section = "\n".join([
         "## Signature checks: hooklake's verify vs Python's hmac (OpenSSL)",
         "",
-        f"`python3 benches/hmac.py`, commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M')} UTC: 1,000 bodies from "
+        f"`python3 benches/signatures.py`, commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M')} UTC: 1,000 bodies from "
         f"`benches/gen_requests.py` (mean {mean} bytes), HMAC-SHA256 + hex + constant-time compare, one core, "
         "medians of 3 runs of 3 s.",
         "",
