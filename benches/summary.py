@@ -55,7 +55,7 @@ def main():
             ok = met(value) if met else None
         verdict = "–" if ok is None else ("**met**" if ok else "**not met**")
         commit = re.search(r"commit `([0-9a-f]+)`", body)
-        rows.append(f"| {what} | {value:g} | {target} | {verdict} | `{name}`"
+        rows.append(f"| {what} | {value:.3g} | {target} | {verdict} | `{name}`"
                     f"{' @ `' + commit.group(1) + '`' if commit else ''} |")
     summary = "\n".join([
         "## Summary: every target next to its latest figure",
