@@ -29,11 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benches"))
 from benchmarks_md import write_section  # noqa: E402
+from procs import commit, first_line_addr, metrics  # noqa: E402
 
 BIN = os.environ.get("HOOKLAKE_BIN", os.path.join(ROOT, "target/release/hooklake"))
 PLUGIN = os.path.join(ROOT, "plugins/insightiq.wasm")
@@ -44,23 +44,6 @@ SECRET = "bench-secret"
 
 def log(msg):
     print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def first_line_addr(proc):
-    line = proc.stdout.readline().decode()
-    if "http://" not in line:
-        raise SystemExit(f"unexpected first line: {line!r}")
-    return line.strip().rsplit("http://", 1)[1]
-
-
-def metrics(addr):
-    out = {}
-    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-    return out
 
 
 def config(api, full):
@@ -213,11 +196,6 @@ def pct(values, q):
     return v[min(len(v) - 1, max(0, int(len(v) * q + 0.999999) - 1))]
 
 
-def commit():
-    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-
-
 def soak(rate, secs):
     with tempfile.TemporaryDirectory() as tmp:
         p = Pipeline(tmp, True)
@@ -276,7 +254,7 @@ def main():
     section = "\n".join([
         "## End to end: webhook → enrich → plugin → Parquet",
         "",
-        f"- Command: `python3 benches/e2e.py --duration {args.duration} --events {args.events}`; commit `{commit()}`, "
+        f"- Command: `python3 benches/e2e.py --duration {args.duration} --events {args.events}`; commit `{commit(ROOT)}`, "
         f"{time.strftime('%Y-%m-%d %H:%M')} UTC, release build, `nproc` = {os.cpu_count()}.",
         f"- Load: `hooklake simulate --send-to` (the live-like mix of 26 event types, signed, 64 connections, "
         f"unpaced): {args.duration} s for the admission-only reference, {args.events:,} events (or {args.duration} s) "
@@ -322,7 +300,7 @@ def main():
     section = "\n".join([
         "## Soak: the full pipeline at half its landed rate",
         "",
-        f"- Command: `python3 benches/e2e.py --soak {args.soak}`; commit `{commit()}`, "
+        f"- Command: `python3 benches/e2e.py --soak {args.soak}`; commit `{commit(ROOT)}`, "
         f"{time.strftime('%Y-%m-%d %H:%M')} UTC; {rate}/s paced for {args.soak} s (half the landed rate above).",
         "",
         "| figure | value | target |",

@@ -26,6 +26,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benches"))
 from benchmarks_md import write_section  # noqa: E402
+from procs import commit, first_line_addr, metrics  # noqa: E402
 
 BIN = os.environ.get("HOOKLAKE_BIN", os.path.join(ROOT, "target/release/hooklake"))
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -40,23 +41,13 @@ def log(msg):
     print(f"[enrich {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def first_line_addr(proc):
-    line = proc.stdout.readline().decode()
-    if "http://" not in line:
-        raise SystemExit(f"unexpected first line: {line!r}")
-    return line.strip().rsplit("http://", 1)[1]
-
-
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read().decode()
 
 
 def metric(addr, name):
-    for line in get(f"http://{addr}/metrics").splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    return metrics(addr).get(name)
 
 
 def run_once(events, sender_args):
@@ -152,13 +143,12 @@ def main():
          f"{mix['bulk_calls']} bulk calls for {mix['bulk_ids']} ids + {mix['single_requests']} single/page requests"),
         ("mix: drain time, %d events" % mix["events"], f"{mix['drain_s']:.1f} s", "one run"),
     ]
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit_ = commit(ROOT)
     lines = [
         "## Enrichment against the simulator at 10 requests/s",
         "",
         f"`python3 benches/enrich.py` (RUNS={RUNS}, BURST_EVENTS={BURST_EVENTS}, MIX_EVENTS={MIX_EVENTS}), "
-        f"commit `{commit}`, {time.strftime('%Y-%m-%d')}, release build, simulator and hooklake on the same 2-core "
+        f"commit `{commit_}`, {time.strftime('%Y-%m-%d')}, release build, simulator and hooklake on the same 2-core "
         "machine. Reference: the API's own ceiling (10 requests/s × 100 ids). Medians of the burst runs.",
         "",
         "| figure | value | reference |",
