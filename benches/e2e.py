@@ -167,10 +167,14 @@ def unpaced(full, duration, seed, events=10_000_000):
                     drained = time.monotonic() - t0
                     break
                 time.sleep(0.25)
-            rows = sum(v for k, v in p.counts()[2].items() if k.startswith("hooklake_sink_rows_total{"))
+            m = p.counts()[2]
+            rows = sum(v for k, v in m.items() if k.startswith("hooklake_sink_rows_total{"))
+            plugin = {name: sum(v for k, v in m.items() if k.startswith(name + "{"))
+                      for name in ("hooklake_plugin_events_total", "hooklake_plugin_calls_total",
+                                   "hooklake_plugin_call_seconds_sum")}
         cpu = p.cpu_secs()
         p.stop()
-        return samples, drained, rows, cpu
+        return samples, drained, (rows, plugin if full else {}), cpu
 
 
 def latencies(samples):
@@ -235,7 +239,10 @@ def main():
     ack_rate = ack_samples[-1][1] / ack_samples[-1][0]
     log(f"ack-only: {ack_rate:.0f}/s")
     log(f"full pipeline, {args.events} events (at most {args.duration} s), then drain")
-    samples, drained, rows, (cpu_hook, cpu_sim) = unpaced(True, args.duration, 2, args.events)
+    samples, drained, (rows, plugin), (cpu_hook, cpu_sim) = unpaced(True, args.duration, 2, args.events)
+    plugin_events = plugin.get("hooklake_plugin_events_total", 0.0)
+    # Wall time inside the mapping step (all its workers at once), per event mapped.
+    plugin_us = 1e6 * plugin.get("hooklake_plugin_call_seconds_sum", 0.0) / max(plugin_events, 1.0)
     sent = next((x for x in samples if x[1] >= samples[-1][1]), samples[-1])
     acked_rate = sent[1] / sent[0]
     # The pipeline's throughput: everything acknowledged during the load, landed, over the time it took
@@ -247,7 +254,9 @@ def main():
     e2e = {"ack_only_per_s": ack_rate, "acked_per_s": acked_rate, "landed_per_s": landed_rate,
            "rows_per_s": rows_rate,
            "ratio": landed_rate / ack_rate, "p50_s": pct(lat, 0.5), "p99_s": pct(lat, 0.99),
-           "events": int(samples[-1][1]), "drained_s": drained, "duration_s": args.duration}
+           "events": int(samples[-1][1]), "drained_s": drained, "duration_s": args.duration,
+           "plugin_events": plugin_events, "plugin_wall_us_per_event": plugin_us,
+           "cpu_ms_per_event": 1e3 * cpu_hook / max(samples[-1][1], 1)}
     log(json.dumps(e2e))
     json.dump(e2e, open(os.path.join(RESULTS, "e2e.json"), "w"), indent=1)
     met = "met" if e2e["ratio"] >= 0.6 else "not met"
@@ -277,6 +286,9 @@ def main():
         if drained else "| drained | no (15 min limit) | |",
         f"| CPU, hooklake / simulator | {cpu_hook:.0f} s / {cpu_sim:.0f} s | over {end:.0f} s on "
         f"{os.cpu_count()} cores: the simulator serving the records competes for them |",
+        f"| hooklake CPU per event | {e2e['cpu_ms_per_event']:.2f} ms | admission, enrich, plugin, Parquet |",
+        f"| mapping step, wall time per event | {plugin_us:.0f} µs | {plugin_events:,.0f} events through the "
+        f"plugin, on the stage's workers |",
     ])
     print(section)
     if BENCHMARKS_MD:

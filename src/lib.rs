@@ -57,6 +57,7 @@ pub mod fuzzing;
 pub mod insightiq;
 pub mod journal;
 pub mod metrics;
+pub mod parallel;
 pub mod progress;
 pub mod secret;
 pub mod shutdown;

@@ -359,3 +359,40 @@ fn the_webhook_watcher_needs_its_url_and_reactivation_needs_the_watcher() {
         (Some("https://h/x"), Some(Duration::from_secs(300)), true)
     );
 }
+
+#[test]
+fn wasm_stage_limits_and_workers_are_checked_and_defaulted() {
+    let src = format!(
+        r#"{GOOD}
+[api.insightiq]
+base_url = "http://127.0.0.1:7300"
+client_id = "id"
+client_secret = "secret"
+
+[transforms.enrich]
+type = "enrich"
+inputs = ["dedup"]
+
+[transforms.map]
+type = "wasm"
+inputs = ["enrich"]
+plugins = ["plugins/insightiq.wasm"]
+workers = 0
+memory = "1KiB"
+"#
+    );
+    let got = parse_with(&src, &[("SECRET", "s")]).expect_err("invalid").to_string();
+    insta_like(
+        &got,
+        "config.toml:32:11: transforms.map.workers = 0 is out of range (1..=256)
+config.toml:33:10: transforms.map.memory must be between 64KiB and 4GiB",
+    );
+    let ok =
+        parse_with(&src.replace("workers = 0\nmemory = \"1KiB\"\n", "batch = 8\n"), &[("SECRET", "s")]).expect("valid");
+    let TransformConfig::Wasm(w) = &ok.transforms[3].kind else { panic!("wasm fourth") };
+    assert_eq!((w.batch, w.workers), (8, crate::parallel::cores()));
+    let three = parse_with(&src.replace("workers = 0\nmemory = \"1KiB\"\n", "workers = 3\n"), &[("SECRET", "s")])
+        .expect("valid");
+    let TransformConfig::Wasm(w) = &three.transforms[3].kind else { panic!("wasm fourth") };
+    assert_eq!(w.workers, 3);
+}

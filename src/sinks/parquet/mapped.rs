@@ -116,23 +116,24 @@ pub fn map_files(
             }
         }
     }
-    let mut files = Vec::with_capacity(groups.len());
-    for ((table, partition), (seqs, rows)) in groups {
-        let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else { continue };
-        let columns = &mapper.tables()[&table];
-        let schema = table_schema(columns);
+    // One file per group, built on the mapper's workers (turning rows into columns is most of a file's cost).
+    let groups: Vec<_> = groups.into_iter().collect();
+    let files = crate::parallel::map(&groups, mapper.workers(), |((table, partition), (seqs, rows))| {
+        let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else { return Ok(None) };
+        let schema = table_schema(&mapper.tables()[table]);
         let mut decoder = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
             .with_strict_mode(true)
             .build_decoder()
             .map_err(|e| format!("table {table}: {e}"))?;
-        decoder.serialize(&rows).map_err(|e| format!("table {table}: rows do not decode: {e}"))?;
+        decoder.serialize(rows).map_err(|e| format!("table {table}: rows do not decode: {e}"))?;
         let batch = decoder
             .flush()
             .map_err(|e| format!("table {table}: {e}"))?
             .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
-        let path = file_path(prefix, &table, &partition, *first, *last);
-        files.push(MappedFile { table, path, batch });
-    }
+        let path = file_path(prefix, table, partition, *first, *last);
+        Ok(Some(MappedFile { table: table.clone(), path, batch }))
+    });
+    let files = files.into_iter().collect::<Result<Vec<_>, String>>()?.into_iter().flatten().collect();
     Ok((files, dead))
 }
 

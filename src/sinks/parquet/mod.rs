@@ -512,7 +512,18 @@ impl ParquetSink {
         // Mapping, building and compressing files is CPU work: keep it off the threads that answer webhooks.
         let files = tokio::task::spawn_blocking(
             move || -> Result<Vec<(String, object_store::path::Path, usize, bytes::Bytes)>, String> {
-                let mut out = Vec::new();
+                // Files are compressed on several threads (a mapped sink: its stage's workers; the raw table: every
+                // core): each file is independent, and its bytes do not depend on where.
+                let encode_all = |files: Vec<(String, object_store::path::Path, arrow_array::RecordBatch)>,
+                                  workers: usize| {
+                    crate::parallel::map(&files, workers, |(table, path, batch)| {
+                        encode(batch.schema(), std::slice::from_ref(batch), codec, row_group)
+                            .map(|bytes| (table.clone(), path.clone(), batch.num_rows(), bytes))
+                            .map_err(|e| format!("encoding parquet: {e}"))
+                    })
+                    .into_iter()
+                    .collect::<Result<Vec<_>, String>>()
+                };
                 if let Some(mapping) = mapping {
                     let docs: Vec<&Doc> = units
                         .iter()
@@ -522,25 +533,19 @@ impl ParquetSink {
                         })
                         .collect();
                     let (files, _dead) = mapped::map_files(&mapping, &docs, &keys, &prefix, now)?;
-                    for f in files {
-                        let rows = f.batch.num_rows();
-                        let bytes = encode(f.batch.schema(), &[f.batch], codec, row_group)
-                            .map_err(|e| format!("encoding parquet: {e}"))?;
-                        out.push((f.table, f.path, rows, bytes));
-                    }
-                    return Ok(out);
+                    let workers = mapping.plugins.current().workers();
+                    return encode_all(files.into_iter().map(|f| (f.table, f.path, f.batch)).collect(), workers);
                 }
                 let records = units.iter().filter_map(|u| match u {
                     Unit::Raw(r) => Some(r),
                     Unit::Doc(_) => None,
                 });
+                let mut batches = Vec::new();
                 for file in plan(records, &keys, &prefix, EVENTS) {
                     let batch = events_batch(&file.records).map_err(|e| format!("building rows: {e}"))?;
-                    let bytes = encode(batch.schema(), &[batch], codec, row_group)
-                        .map_err(|e| format!("encoding parquet: {e}"))?;
-                    out.push((EVENTS.to_owned(), file.path, file.records.len(), bytes));
+                    batches.push((EVENTS.to_owned(), file.path, batch));
                 }
-                Ok(out)
+                encode_all(batches, crate::parallel::cores())
             },
         )
         .await

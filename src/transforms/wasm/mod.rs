@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
-use self::host::{CallError, Instance, Limits, Plugin};
+use self::host::{Instance, Limits, Plugin};
 use self::schema::Column;
 use crate::config::{Diagnostics, Fields, Spanned};
 
@@ -39,6 +39,8 @@ pub struct WasmConfig {
     pub limits: Limits,
     /// `batch`: events per call.
     pub batch: usize,
+    /// `workers`: calls run at once (each on its own instance of the plugin).
+    pub workers: usize,
 }
 
 impl WasmConfig {
@@ -59,17 +61,24 @@ impl WasmConfig {
         let fuel = f.integer(d, "fuel", defaults.fuel, 1_000_000..1_000_000_000_001);
         let max_output = f.size(d, "max_output", defaults.max_output as u64);
         let batch = f.integer(d, "batch", DEFAULT_BATCH as u64, 1..10_001) as usize;
+        let workers = f.integer(d, "workers", crate::parallel::cores() as u64, 1..257) as usize;
+        let mut valid = true;
         for (key, v, max) in [("memory", memory, 4u64 << 30), ("max_output", max_output, 1 << 30)] {
             if v < 1 << 16 || v > max {
                 d.error(f.value_span(key), format!("{}.{key} must be between 64KiB and {}GiB", f.path(), max >> 30));
+                valid = false;
             }
+        }
+        // Loading the plugins under limits that are wrong would only add errors that follow from these.
+        if !valid {
+            return None;
         }
         let limits = Limits {
             memory: usize::try_from(memory).unwrap_or(usize::MAX),
             fuel,
             max_output: usize::try_from(max_output).unwrap_or(usize::MAX),
         };
-        Some(Self { plugins, limits, batch })
+        Some(Self { plugins, limits, batch, workers })
     }
 }
 
@@ -111,7 +120,8 @@ fn chunks<'a>(indices: &'a [usize], docs: &[&[u8]], max_events: usize, max_bytes
 
 struct Loaded {
     plugin: Plugin,
-    instance: Mutex<Option<Instance>>,
+    /// Idle instances: a call takes one (or makes one) and puts it back unless the call failed.
+    idle: Mutex<Vec<Instance>>,
 }
 
 /// The plugins of one `wasm` stage, ready to map.
@@ -119,6 +129,7 @@ pub struct Mapper {
     stage: String,
     plugins: Vec<Loaded>,
     batch: usize,
+    workers: usize,
     tables: BTreeMap<String, Vec<Column>>,
 }
 
@@ -186,7 +197,7 @@ impl Plugins {
     /// # Errors
     /// The problems of each plugin that does not load.
     pub fn load(stage: &str, config: &WasmConfig, engine: &wasmtime::Engine) -> Result<Self, Vec<PluginProblem>> {
-        let mapper = Mapper::new(stage, load(engine, config)?, config.batch);
+        let mapper = Mapper::new(stage, load(engine, config)?, config.batch).with_workers(config.workers);
         Ok(Self { current: Arc::new(RwLock::new(Arc::new(mapper))), config: config.clone(), engine: engine.clone() })
     }
 
@@ -208,7 +219,7 @@ impl Plugins {
             .map_err(|errors| errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))?;
         let names: Vec<String> =
             plugins.iter().map(|p| format!("{} {}", p.describe.name, p.describe.version)).collect();
-        let mapper = Arc::new(Mapper::new(&stage, plugins, self.config.batch));
+        let mapper = Arc::new(Mapper::new(&stage, plugins, self.config.batch).with_workers(self.config.workers));
         match self.current.write() {
             Ok(mut m) => *m = mapper,
             Err(poisoned) => *poisoned.into_inner() = mapper,
@@ -229,20 +240,33 @@ struct Results {
 }
 
 impl Mapper {
-    /// A mapper over loaded `plugins`.
+    /// A mapper over loaded `plugins`, `batch` events per call, with one worker per core.
     pub fn new(stage: &str, plugins: Vec<Plugin>, batch: usize) -> Self {
         let tables = plugins.iter().flat_map(|p| p.describe.tables.clone()).collect();
         Self {
             stage: stage.to_owned(),
-            plugins: plugins.into_iter().map(|plugin| Loaded { plugin, instance: Mutex::new(None) }).collect(),
+            plugins: plugins.into_iter().map(|plugin| Loaded { plugin, idle: Mutex::new(Vec::new()) }).collect(),
             batch: batch.max(1),
+            workers: crate::parallel::cores(),
             tables,
         }
+    }
+
+    /// Runs up to `workers` calls at once (at least one).
+    #[must_use]
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
     }
 
     /// The stage's name.
     pub fn stage(&self) -> &str {
         &self.stage
+    }
+
+    /// How many calls run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Every table the plugins declare, with its columns.
@@ -251,7 +275,8 @@ impl Mapper {
     }
 
     /// Maps enriched documents (JSON, as `enrich` handed them on); one outcome per document, same order.
-    /// Blocking (it runs WebAssembly): call it from a blocking thread.
+    /// Blocking (it runs WebAssembly, on up to `workers` threads): call it from a blocking thread. The outcome of
+    /// each document does not depend on how the calls were spread over the workers.
     pub fn map(&self, docs: &[&[u8]]) -> Vec<Outcome> {
         let mut out = vec![Outcome::Unclaimed; docs.len()];
         let mut per_plugin: Vec<Vec<usize>> = vec![Vec::new(); self.plugins.len()];
@@ -265,12 +290,15 @@ impl Mapper {
                 Err(e) => out[i] = Outcome::Failed(format!("the enriched document is unreadable: {e}")),
             }
         }
+        let mut calls: Vec<(usize, &[usize])> = Vec::new();
         for (p, indices) in per_plugin.iter().enumerate() {
             let budget = self.plugins[p].plugin.limits.memory / MEMORY_PER_INPUT_BYTE;
-            for chunk in chunks(indices, docs, self.batch, budget) {
-                for (i, outcome) in chunk.iter().zip(self.call_isolating(p, chunk, docs)) {
-                    out[*i] = outcome;
-                }
+            calls.extend(chunks(indices, docs, self.batch, budget).into_iter().map(|chunk| (p, chunk)));
+        }
+        let results = crate::parallel::map(&calls, self.workers, |(p, chunk)| self.call_isolating(*p, chunk, docs));
+        for ((_, chunk), outcomes) in calls.iter().zip(results) {
+            for (i, outcome) in chunk.iter().zip(outcomes) {
+                out[*i] = outcome;
             }
         }
         out
@@ -310,23 +338,16 @@ impl Mapper {
         }
         batch.push(b']');
         let batch = String::from_utf8(batch).map_err(|_| "an enriched document is not UTF-8".to_owned())?;
-        let mut slot = loaded.instance.lock().map_err(|_| "plugin instance lock poisoned".to_owned())?;
-        if slot.is_none() {
-            *slot = Some(loaded.plugin.instance().map_err(|e| e.to_string())?);
+        let idle = loaded.idle.lock().map_err(|_| "plugin instance lock poisoned".to_owned())?.pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => loaded.plugin.instance().map_err(|e| e.to_string())?,
+        };
+        // A trapped (or otherwise failed) instance is dropped, never used again.
+        let text = instance.transform(&batch).map_err(|e| e.to_string())?;
+        if let Ok(mut idle) = loaded.idle.lock() {
+            idle.push(instance);
         }
-        let result = match slot.as_mut() {
-            Some(instance) => instance.transform(&batch),
-            None => Err(CallError::Abi("no instance".into())),
-        };
-        let text = match result {
-            Ok(text) => text,
-            Err(e) => {
-                // A trapped (or otherwise failed) instance is never used again.
-                *slot = None;
-                return Err(e.to_string());
-            }
-        };
-        drop(slot);
         let results: Results =
             serde_json::from_str(&text).map_err(|e| format!("plugin output is not a results document: {e}"))?;
         if results.results.len() != chunk.len() {

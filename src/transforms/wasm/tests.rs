@@ -148,6 +148,33 @@ fn a_good_plugin_maps_every_event_and_leaves_unclaimed_ones() {
 }
 
 #[test]
+fn outcomes_do_not_depend_on_the_number_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "p.wat", &plugin_wat("unreachable", 1, ""));
+    let plugin = || Plugin::load(&engine(None).unwrap(), &path, limits()).unwrap();
+    // 41 events in calls of 3, every 7th a trap (its call is retried one by one on fresh instances).
+    let mut batch: Vec<Vec<u8>> = docs(41, None);
+    for i in (0..41).step_by(7) {
+        batch[i] = format!(r#"{{"seq":{i},"event":"E.A","x":"!"}}"#).into_bytes();
+    }
+    batch[40] = br#"{"seq":40,"event":"OTHER.X"}"#.to_vec();
+    let serial = map(&Mapper::new("map", vec![plugin()], 3).with_workers(1), &batch);
+    for (i, outcome) in serial.iter().enumerate() {
+        match (i % 7, i) {
+            (_, 40) => assert_eq!(*outcome, Outcome::Unclaimed),
+            (0, _) => assert!(matches!(outcome, Outcome::Failed(r) if r.contains("trapped")), "{i}: {outcome:?}"),
+            _ => assert_eq!(*outcome, good_row(), "{i}"),
+        }
+    }
+    for workers in [2, 4] {
+        let m = Mapper::new("map", vec![plugin()], 3).with_workers(workers);
+        assert_eq!(m.workers(), workers);
+        assert_eq!(map(&m, &batch), serial, "{workers} workers");
+        assert_eq!(map(&m, &batch), serial, "{workers} workers, instances reused");
+    }
+}
+
+#[test]
 fn a_trap_fails_only_its_event() {
     only_the_poisoned_event_fails("unreachable", "trapped");
 }
