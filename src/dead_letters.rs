@@ -501,7 +501,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = DeadLetters::new(tmp.path());
         let clock = std::sync::Arc::new(crate::clock::ManualClock::new(0));
-        let opts = Options { max_bytes: 1 << 30, queue: 16, max_batch: 16 };
+        let opts = Options { max_bytes: 1 << 30, queue: 16, max_batch: 16, cache: 16 << 20 };
         let journal = EmbeddedJournal::open(&tmp.path().join("journal"), opts, clock, None).unwrap();
         let known = vec!["transforms.map".to_owned()];
         let letter = DeadLetter::of_document("transforms.map", 3, "e3", "CONTENTS.ADDED", "s", 0, b"{}", "x".into(), 0);

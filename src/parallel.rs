@@ -1,24 +1,30 @@
 //! CPU work spread over a few threads, for the blocking parts of a sink (running plugins, building and encoding
 //! files). Scoped threads take items in turn from a shared counter, so a slow item does not hold up the others;
 //! results come back in the items' order, so the output never depends on scheduling.
+//!
+//! The threads run at a lower priority (nice 10 on Linux): when the cores are busy, the kernel runs the threads
+//! answering webhooks first, so a sink writing a large roll does not add its duration to acknowledgements.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The niceness of the threads doing background work.
+const BACKGROUND_NICE: i32 = 10;
 
 /// The number of cores this process may use (1 when unknown): the default number of workers.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-/// `f` applied to every item, on up to `workers` threads (the caller's own included); results in item order.
-/// With one worker or one item it runs on the calling thread.
+/// `f` applied to every item, on up to `workers` background threads (the caller waits); results in item order.
 pub fn map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = workers.clamp(1, items.len().max(1));
-    if workers == 1 {
-        return items.iter().map(f).collect();
+    if items.is_empty() {
+        return Vec::new();
     }
+    let workers = workers.clamp(1, items.len());
     let next = AtomicUsize::new(0);
     let work = || {
+        lower_priority();
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -28,21 +34,34 @@ pub fn map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + 
     };
     let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
-        let mut all = work();
-        for h in helpers {
-            match h.join() {
-                Ok(done) => all.extend(done),
+        let threads: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+        for t in threads {
+            match t.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        results[i] = Some(r);
+                    }
+                }
                 // A worker's panic is the caller's, as if it had run the item itself.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        for (i, r) in all {
-            results[i] = Some(r);
-        }
     });
     // Every index below `items.len()` was taken by exactly one worker, and every worker returned.
     results.into_iter().flatten().collect()
+}
+
+/// Lowers the calling thread's priority (Linux: per-thread niceness); elsewhere a no-op. Best effort: a failure
+/// only leaves the thread at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = Some(rustix::thread::gettid());
+        // Only ever lower it: a process already started under a higher niceness keeps it.
+        if rustix::process::getpriority_process(me).is_ok_and(|nice| nice < BACKGROUND_NICE) {
+            let _ = rustix::process::setpriority_process(me, BACKGROUND_NICE);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +92,17 @@ mod tests {
         });
         let distinct: std::collections::BTreeSet<_> = ids.iter().map(|id| format!("{id:?}")).collect();
         assert_eq!(distinct.len(), 2, "two workers share 64 items of 2 ms");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_at_background_priority_and_the_caller_keeps_its_own() {
+        let before = rustix::process::getpriority_process(None).unwrap_or_default();
+        let nice = map(&[(); 3], 2, |()| rustix::process::getpriority_process(Some(rustix::thread::gettid())));
+        for n in nice {
+            assert_eq!(n.ok(), Some(BACKGROUND_NICE.max(before)));
+        }
+        assert_eq!(rustix::process::getpriority_process(Some(rustix::thread::gettid())).ok(), Some(before));
     }
 
     #[test]

@@ -371,6 +371,7 @@ pub fn open_journal(
         max_bytes: config.journal.max_bytes,
         queue: config.journal.queue,
         max_batch: config.journal.max_batch,
+        cache: usize::try_from(config.journal.cache).unwrap_or(usize::MAX),
     };
     let observer =
         metrics.map(|m| -> crate::journal::embedded::CommitObserver { Arc::new(move |n, took| m.committed(n, took)) });

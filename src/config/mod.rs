@@ -63,11 +63,13 @@ pub struct JournalConfig {
     pub queue: usize,
     /// `max_batch`: most entries one group commit (one fsync) takes. Default 1024.
     pub max_batch: usize,
+    /// `cache`: memory for the journal's page cache. Default `64MiB`.
+    pub cache: u64,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { max_bytes: DEFAULT_MAX_JOURNAL_BYTES, queue: 8192, max_batch: 1024 }
+        Self { max_bytes: DEFAULT_MAX_JOURNAL_BYTES, queue: 8192, max_batch: 1024, cache: 64 << 20 }
     }
 }
 
@@ -234,6 +236,10 @@ fn parse_root(root: &dyn TableLike, base: &Path, path: &Path, d: &mut Diagnostic
         journal.max_bytes = jf.size(d, "max_bytes", journal.max_bytes);
         journal.queue = usize_of(jf.integer(d, "queue", journal.queue as u64, 1..1_000_001));
         journal.max_batch = usize_of(jf.integer(d, "max_batch", journal.max_batch as u64, 1..100_001));
+        journal.cache = jf.size(d, "cache", journal.cache);
+        if !(1 << 20..=64 << 30).contains(&journal.cache) {
+            d.error(jf.value_span("cache"), "journal.cache must be between 1MiB and 64GiB".to_owned());
+        }
         jf.finish(d);
     }
     let api = f.item("api").and_then(|item| parse_api(item, d));

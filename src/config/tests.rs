@@ -396,3 +396,14 @@ config.toml:33:10: transforms.map.memory must be between 64KiB and 4GiB",
     let TransformConfig::Wasm(w) = &three.transforms[3].kind else { panic!("wasm fourth") };
     assert_eq!(w.workers, 3);
 }
+
+#[test]
+fn the_journal_cache_is_bounded_and_defaults_to_64_mib() {
+    let ok = parse_with(GOOD, &[("SECRET", "s")]).expect("valid");
+    assert_eq!(ok.journal.cache, 64 << 20);
+    let set = parse_with(&format!("{GOOD}\n[journal]\ncache = \"256MiB\"\n"), &[("SECRET", "s")]).expect("valid");
+    assert_eq!(set.journal.cache, 256 << 20);
+    let got = parse_with(&format!("{GOOD}\n[journal]\ncache = \"1KiB\"\n"), &[("SECRET", "s")]).expect_err("too small");
+    let line = GOOD.lines().count() + 3;
+    insta_like(&got.to_string(), &format!("config.toml:{line}:9: journal.cache must be between 1MiB and 64GiB"));
+}

@@ -63,6 +63,8 @@ pub struct Options {
     pub queue: usize,
     /// Most appends in one transaction.
     pub max_batch: usize,
+    /// Memory for redb's page cache, in bytes (redb's own default, 1 GiB, would be most of the process's memory).
+    pub cache: usize,
 }
 
 /// Observes each group commit: how many appends it carried and how long the transaction took.
@@ -146,7 +148,7 @@ impl EmbeddedJournal {
         std::fs::create_dir_all(dir)
             .map_err(|e| JournalError::Storage { op: "create data_dir", message: format!("{}: {e}", dir.display()) })?;
         let path = dir.join(FILE_NAME);
-        let db = match Database::create(&path) {
+        let db = match redb::Builder::new().set_cache_size(options.cache).create(&path) {
             Ok(db) => Arc::new(db),
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(JournalError::InUse),
             Err(e) => return Err(storage("open")(e.into())),
@@ -629,7 +631,7 @@ impl Writer {
         // Readers may hold the old handle for the length of one read.
         let deadline = Instant::now() + Duration::from_secs(2);
         let db = loop {
-            match Database::create(&self.path) {
+            match redb::Builder::new().set_cache_size(self.options.cache).create(&self.path) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));

@@ -23,7 +23,7 @@ fn entry(id: &str) -> Entry {
 }
 
 fn options() -> Options {
-    Options { max_bytes: 1 << 30, queue: 1024, max_batch: 256 }
+    Options { max_bytes: 1 << 30, queue: 1024, max_batch: 256, cache: 16 << 20 }
 }
 
 fn open(dir: &Path, clock: &ManualClock) -> EmbeddedJournal {

@@ -310,7 +310,14 @@ impl ParquetSink {
                 // Below the upstream checkpoint, an event without an output was not for us (another source, or
                 // dead-lettered upstream): move past it.
                 let after = if full { last.unwrap_or(next) } else { last.unwrap_or(next).max(out.upto).max(next) };
-                Ok((out.outputs.into_iter().map(|(seq, bytes)| Unit::Doc(Doc::new(seq, bytes))).collect(), after))
+                // Reading the heads scans whole documents (megabytes per page): off the runtime's threads.
+                let outputs = out.outputs;
+                let units = tokio::task::spawn_blocking(move || {
+                    outputs.into_iter().map(|(seq, bytes)| Unit::Doc(Doc::new(seq, bytes))).collect()
+                })
+                .await
+                .map_err(|e| JournalError::Storage { op: "read outputs", message: e.to_string() })?;
+                Ok((units, after))
             }
         }
     }

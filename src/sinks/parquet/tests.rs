@@ -57,7 +57,7 @@ fn a_flush_over_midnight_becomes_one_file_per_date_each_named_by_its_own_range()
 }
 
 fn open_journal(dir: &std::path::Path) -> Arc<dyn Journal> {
-    let options = Options { max_bytes: 1 << 30, queue: 64, max_batch: 64 };
+    let options = Options { max_bytes: 1 << 30, queue: 64, max_batch: 64, cache: 16 << 20 };
     Arc::new(EmbeddedJournal::open(dir, options, Arc::new(ManualClock::new(0)), None).expect("journal"))
 }
 
