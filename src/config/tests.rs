@@ -306,9 +306,9 @@ config.toml:29:1: unknown field `contentz` in transforms.enrich.paths; did you m
     );
 }
 
-#[test]
-fn enrich_must_read_the_journal_and_gets_its_defaults() {
-    let src = format!(
+/// [`GOOD`] with the InsightIQ API and an `enrich` stage reading `dedup`, then `rest`.
+fn with_enrich(rest: &str) -> String {
+    format!(
         r#"{GOOD}
 [api.insightiq]
 base_url = "http://127.0.0.1:7300"
@@ -318,11 +318,18 @@ client_secret = "secret"
 [transforms.enrich]
 type = "enrich"
 inputs = ["dedup"]
+{rest}"#
+    )
+}
 
+#[test]
+fn enrich_must_read_the_journal_and_gets_its_defaults() {
+    let src = with_enrich(
+        r#"
 [transforms.again]
 type = "enrich"
 inputs = ["enrich"]
-"#
+"#,
     );
     let got = parse_with(&src, &[("SECRET", "s")]).expect_err("invalid").to_string();
     assert!(
@@ -362,25 +369,19 @@ fn the_webhook_watcher_needs_its_url_and_reactivation_needs_the_watcher() {
 
 #[test]
 fn wasm_stage_limits_and_workers_are_checked_and_defaulted() {
-    let src = format!(
-        r#"{GOOD}
-[api.insightiq]
-base_url = "http://127.0.0.1:7300"
-client_id = "id"
-client_secret = "secret"
-
-[transforms.enrich]
-type = "enrich"
-inputs = ["dedup"]
-
+    let src = with_enrich(
+        r#"
 [transforms.map]
 type = "wasm"
 inputs = ["enrich"]
 plugins = ["plugins/insightiq.wasm"]
 workers = 0
 memory = "1KiB"
-"#
+"#,
     );
+    // Loading the plugin writes compiled code under data_dir: keep it out of the source tree.
+    let data_dir = tempfile::tempdir().unwrap();
+    let src = src.replace("data_dir = \"state\"", &format!("data_dir = {:?}", data_dir.path()));
     let got = parse_with(&src, &[("SECRET", "s")]).expect_err("invalid").to_string();
     insta_like(
         &got,
